@@ -1,0 +1,159 @@
+# cmig - plain GNU Makefile, dependencies found with pkg-config.
+#
+#   make                     build both programs
+#   make check               every test (unit, CLI, interop, fuzz corpus replay)
+#   make SANITIZE=address,undefined check
+#   make install PREFIX=/usr/local DESTDIR=
+#   make fuzz FUZZ_SECONDS=60  (clang, libFuzzer)
+#   make bench               benchmarks (not part of check)
+#   make WERROR=0            for packagers
+
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+MANDIR    ?= $(PREFIX)/share/man
+DESTDIR   ?=
+CC        ?= cc
+PKG_CONFIG ?= pkg-config
+B         ?= build
+WERROR    ?= 1
+SANITIZE  ?=
+FUZZ_SECONDS ?= 60
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2 \
+        -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+OPT ?= -O2 -g
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+ifneq ($(SANITIZE),)
+OPT := -O1 -g -fno-omit-frame-pointer
+HARDEN :=
+SAN := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+endif
+
+FORMAT_PKGS := libarchive libsodium sqlite3 zlib
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(FORMAT_PKGS))
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(FORMAT_PKGS))
+
+CFLAGS   ?=
+CPPFLAGS += -Iformat/include -DCMIG_VERSION='"$(VERSION)"' -D_GNU_SOURCE
+ALL_CFLAGS = -std=c11 $(OPT) $(HARDEN) $(SAN) $(WARN) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+FORMAT_SRC  := $(sort $(wildcard format/*.c))
+FORMAT_OBJ  := $(FORMAT_SRC:%.c=$(B)/%.o)
+FORMAT_LIB  := $(B)/libcmigformat.a
+BUNDLER_SRC := $(sort $(wildcard bundler/*.c))
+BUNDLER_OBJ := $(BUNDLER_SRC:%.c=$(B)/%.o)
+BUNDLER     := $(B)/cmig-bundle
+
+RUNNER_PKGS := libarchive libsodium sqlite3 zlib
+RUNNER_SRC  := $(sort $(filter-out runner/drv_postgres.c runner/drv_mongo.c,$(wildcard runner/*.c)))
+RUNNER_OBJ  := $(RUNNER_SRC:%.c=$(B)/%.o)
+RUNNER      := $(B)/cmig-run
+# Database client libraries are loaded only for the URL in use: each driver
+# but SQLite is a shared object next to cmig-run (drivers/NAME.so).
+PLUGIN_FORMAT_SRC := format/err.c format/sqlscan.c format/utf8.c
+PG_PLUGIN   := $(B)/drivers/postgres.so
+PG_CFLAGS   := $(shell $(PKG_CONFIG) --cflags libpq)
+PG_LIBS     := $(shell $(PKG_CONFIG) --libs libpq)
+
+UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+TOOL_SRC    := $(sort $(wildcard tests/tools/*.c))
+TOOL_BIN    := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+
+.PHONY: all check check-all demo unit test-bins install uninstall clean fuzz bench format-check lint
+
+all: $(BUNDLER) $(RUNNER) $(PG_PLUGIN)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FORMAT_LIB): $(FORMAT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUNDLER): $(BUNDLER_OBJ) $(FORMAT_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUNDLER_OBJ) $(FORMAT_LIB) $(PKG_LIBS)
+
+$(RUNNER): $(RUNNER_OBJ) $(FORMAT_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(RUNNER_OBJ) $(FORMAT_LIB) $(PKG_LIBS) -ldl -lpthread
+
+$(B)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC -fPIC $<"
+	@$(CC) $(CPPFLAGS) -Irunner $(ALL_CFLAGS) $(PG_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+
+$(PG_PLUGIN): $(B)/pic/runner/drv_postgres.o $(PLUGIN_FORMAT_SRC:%.c=$(B)/pic/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(PG_LIBS)
+
+$(B)/tests/test_%: tests/unit/test_%.c tests/unit/harness.h $(FORMAT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(FORMAT_LIB) $(PKG_LIBS)
+
+$(B)/tests/tools/%: tests/tools/%.c $(FORMAT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(FORMAT_LIB) $(PKG_LIBS)
+
+# Fuzz targets replayed over their corpus by a plain main() (any compiler).
+$(B)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(FORMAT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(FORMAT_LIB) $(PKG_LIBS)
+
+test-bins: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(UNIT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
+
+check: test-bins
+	B=$(B) tests/run-all
+
+# What CI runs: the whole suite, then again under AddressSanitizer and UBSan.
+check-all:
+	$(MAKE) check
+	$(MAKE) check B=build-asan SANITIZE=address,undefined
+
+demo: all
+	B=$(B) examples/demo
+
+unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do $$t || exit 1; done
+
+# libFuzzer builds: clang only, separate objects.
+$(B)/fuzz/%: tests/fuzz/%.c $(FORMAT_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
+	    -o $@ $< $(FORMAT_SRC) $(PKG_LIBS)
+
+fuzz: $(FUZZ_BIN)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) B=$(B) tests/fuzz/run-fuzz
+
+bench: $(BUNDLER)
+	B=$(B) bench/run
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(BUNDLER) $(DESTDIR)$(BINDIR)/cmig-bundle
+	install -m 0644 docs/man/cmig-bundle.1 $(DESTDIR)$(MANDIR)/man1/cmig-bundle.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cmig-bundle $(DESTDIR)$(MANDIR)/man1/cmig-bundle.1
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC) $(BUNDLER_SRC) format/include/cmig/*.h
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	    -Iformat/include $(FORMAT_SRC) $(BUNDLER_SRC)
+
+clean:
+	rm -rf $(B)
+
+-include $(FORMAT_OBJ:.o=.d) $(BUNDLER_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d)
