@@ -1,0 +1,1 @@
+DROP INDEX posts_user_id_idx;

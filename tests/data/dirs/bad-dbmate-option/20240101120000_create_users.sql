@@ -1,0 +1,5 @@
+-- migrate:up transaction:maybe
+CREATE TABLE users (id BIGSERIAL PRIMARY KEY);
+
+-- migrate:down
+DROP TABLE users;

@@ -1,0 +1,5 @@
+-- +goose Up
+CREATE TABLE users (id BIGSERIAL PRIMARY KEY);
+
+-- +goose Down
+DROP TABLE users;

@@ -1,0 +1,11 @@
+-- Posts belong to users.
+
+-- migrate:up
+CREATE TABLE posts (
+    id      BIGSERIAL PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id),
+    title   TEXT NOT NULL
+);
+
+-- migrate:down
+DROP TABLE posts;

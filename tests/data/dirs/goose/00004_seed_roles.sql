@@ -1,0 +1,2 @@
+-- +goose up
+INSERT INTO users (email) VALUES ('admin@example.com');
