@@ -85,10 +85,20 @@ int cmig_keyring_add_spec(struct cmig_keyring *ring, const char *spec, struct cm
         if (S_ISDIR(st.st_mode))
             return add_dir(ring, spec, err);
         rc = cmig_pubkey_load(&k, spec, err);
-    } else if (strchr(spec, '/') || ends_with(spec, ".pub")) {
-        return cmig_err_errno(err, CMIG_E_IO, errno, "cannot read public key '%s'", spec);
     } else {
-        rc = cmig_pubkey_parse(&k, spec, strlen(spec), "key string", err);
+        /* Base64 keys may contain '/': a spec that is no file is tried as a
+         * key string first, and only reported as a missing file when it is
+         * not one. */
+        int e = errno;
+        struct cmig_err as_key;
+        cmig_err_clear(&as_key);
+        rc = cmig_pubkey_parse(&k, spec, strlen(spec), "key string", &as_key);
+        if (rc && (strchr(spec, '/') || ends_with(spec, ".pub")))
+            return cmig_err_errno(err, CMIG_E_IO, e, "cannot read public key '%s'", spec);
+        if (rc) {
+            *err = as_key;
+            return rc;
+        }
     }
     return rc ? rc : cmig_keyring_add(ring, &k, err);
 }

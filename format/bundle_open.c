@@ -1,0 +1,681 @@
+/*
+ * bundle_open.c - the one verification path for bundles.
+ *
+ * Order is the whole point (see cmig/bundle.h): the signature is checked
+ * over the file's exact bytes before zlib, the tar reader or SQLite sees
+ * any of them; the manifest is trusted only when its SHA-256 equals the
+ * signed one; every later entry is trusted only when its size and SHA-256
+ * equal the manifest's. All reads happen through one open descriptor, so a
+ * file replaced on disk after the signature check cannot be read instead,
+ * and a file modified in place is caught by the hashes.
+ */
+#include "cmig/bundle.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define READ_CHUNK (64 * 1024)
+#define RATIO_FLOOR (16u * 1024 * 1024) /* ratios are judged above this output */
+
+struct path_ix {
+    const char *path;
+    size_t seq; /* position among the expected entries (0: manifest) */
+};
+
+struct cmig_bundle {
+    int fd;
+    char *path;
+    uint64_t size;
+    struct cmig_limits lim;
+    int is_signed;
+    uint8_t prehash[CMIG_PREHASH_BYTES];
+    struct cmig_pubkey signer;
+    char trusted_comment[CMIG_TRUSTED_COMMENT_MAX + 1];
+    uint8_t manifest_sha256[32];
+    struct cmig_manifest *manifest;
+    /* The expected archive entries after the manifest, in order. */
+    size_t n_expected;
+    const struct cmig_file **expected;
+    const struct cmig_migration **expected_mig;
+    struct path_ix *ix; /* expected paths, sorted by name */
+};
+
+void cmig_limits_default(struct cmig_limits *l)
+{
+    l->max_bundle_bytes = 1ull << 30;
+    l->max_manifest_bytes = 64ull << 20;
+    l->max_entry_bytes = 256ull << 20;
+    l->max_total_bytes = 4ull << 30;
+    l->max_entries = 100001;
+    l->max_ratio = 200;
+}
+
+/* ---- reading the file under a hash -------------------------------------- */
+
+struct source {
+    struct cmig_bundle *b;
+    uint8_t buf[READ_CHUNK];
+    crypto_generichash_state hash;
+    uint64_t consumed;
+    struct cmig_err *err;
+};
+
+static la_ssize_t source_read(struct archive *a, void *ctx, const void **out)
+{
+    struct source *s = ctx;
+    ssize_t n;
+    do
+        n = read(s->b->fd, s->buf, sizeof s->buf);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        cmig_err_errno(s->err, CMIG_E_IO, errno, "read failed");
+        archive_set_error(a, EIO, "read failed");
+        return -1;
+    }
+    s->consumed += (uint64_t)n;
+    if (s->consumed > s->b->size) {
+        cmig_err_set(s->err, CMIG_E_VERIFY, "file grew while being read");
+        archive_set_error(a, EIO, "file grew");
+        return -1;
+    }
+    crypto_generichash_update(&s->hash, s->buf, (unsigned long long)n);
+    *out = s->buf;
+    return n;
+}
+
+/* Hashes what libarchive did not read, to compare the whole file again. */
+static int source_drain(struct source *s)
+{
+    for (;;) {
+        ssize_t n = read(s->b->fd, s->buf, sizeof s->buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cmig_err_errno(s->err, CMIG_E_IO, errno, "read failed");
+        if (n == 0)
+            return 0;
+        s->consumed += (uint64_t)n;
+        crypto_generichash_update(&s->hash, s->buf, (unsigned long long)n);
+    }
+}
+
+/* ---- step 1-3: signature ------------------------------------------------- */
+
+static int check_signature(struct cmig_bundle *b, const struct cmig_open_opts *o,
+                           struct cmig_err *err)
+{
+    struct cmig_sig *sig = NULL;
+    char *sig_path = NULL;
+    int rc;
+    char name[CMIG_BUNDLE_NAME_MAX + 1], version[CMIG_SEMVER_MAX + 1];
+    int fmt;
+
+    if (!o->keys || o->keys->n == 0) {
+        rc = cmig_err_set(err, CMIG_E_USAGE, "no trusted public key given");
+        goto out;
+    }
+    if (o->sig_path) {
+        sig_path = strdup(o->sig_path);
+    } else if (asprintf(&sig_path, "%s.minisig", b->path) < 0) {
+        sig_path = NULL;
+    }
+    sig = malloc(sizeof *sig);
+    if (!sig_path || !sig) {
+        rc = cmig_err_nomem(err);
+        goto out;
+    }
+    if (access(sig_path, F_OK) != 0 && errno == ENOENT) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "unsigned bundle refused: no signature file '%s'",
+                          sig_path);
+        goto out;
+    }
+    if ((rc = cmig_sig_load(sig, sig_path, err)))
+        goto out;
+    const struct cmig_pubkey *key = cmig_keyring_find(o->keys, sig->keyid);
+    if (!key) {
+        char hex[17];
+        cmig_keyid_hex(sig->keyid, hex);
+        rc = cmig_err_set(err, CMIG_E_VERIFY,
+                          "signed by key %s, which is not among the %zu trusted key(s)", hex,
+                          o->keys->n);
+        goto out;
+    }
+    uint64_t size = 0;
+    if ((rc = cmig_prehash_fd(b->fd, b->lim.max_bundle_bytes, b->prehash, &size, b->path, err)))
+        goto out;
+    if (size != b->size) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "file changed size while being read");
+        goto out;
+    }
+    if ((rc = cmig_sig_verify(sig, key, b->prehash, err)))
+        goto out;
+    b->signer = *key;
+    memcpy(b->trusted_comment, sig->trusted_comment, sizeof b->trusted_comment);
+    if ((rc = cmig_trusted_comment_parse(sig->trusted_comment, name, sizeof name, version,
+                                         sizeof version, b->manifest_sha256, &fmt, err)))
+        goto out;
+    if (fmt != CMIG_FORMAT_VERSION) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "signed for format version %d; this cmig reads %d",
+                          fmt, CMIG_FORMAT_VERSION);
+        goto out;
+    }
+    b->is_signed = 1;
+out:
+    free(sig_path);
+    free(sig);
+    return rc;
+}
+
+/* ---- per-entry checks ---------------------------------------------------- */
+
+static int has_dotdot(const char *p)
+{
+    const char *c = p;
+    for (;;) {
+        const char *slash = strchr(c, '/');
+        size_t len = slash ? (size_t)(slash - c) : strlen(c);
+        if (len == 2 && c[0] == '.' && c[1] == '.')
+            return 1;
+        if (!slash)
+            return 0;
+        c = slash + 1;
+    }
+}
+
+/* The checks every archive entry passes before its name means anything. */
+static int check_entry(struct archive_entry *e, uint64_t max_size, struct cmig_err *err)
+{
+    const char *p = archive_entry_pathname(e);
+    if (!p || !*p)
+        return cmig_err_set(err, CMIG_E_VERIFY, "archive entry without a name");
+    if (p[0] == '/')
+        return cmig_err_set(err, CMIG_E_VERIFY, "absolute path '%.300s' in archive", p);
+    if (has_dotdot(p))
+        return cmig_err_set(err, CMIG_E_VERIFY, "path traversal '%.300s' in archive", p);
+    if (archive_entry_hardlink(e))
+        return cmig_err_set(err, CMIG_E_VERIFY, "hardlink '%.300s' in archive", p);
+    switch (archive_entry_filetype(e)) {
+    case AE_IFREG:
+        break;
+    case AE_IFLNK:
+        return cmig_err_set(err, CMIG_E_VERIFY, "symlink '%.300s' in archive", p);
+    case AE_IFCHR:
+    case AE_IFBLK:
+        return cmig_err_set(err, CMIG_E_VERIFY, "device node '%.300s' in archive", p);
+    case AE_IFIFO:
+        return cmig_err_set(err, CMIG_E_VERIFY, "FIFO '%.300s' in archive", p);
+    case AE_IFDIR:
+        return cmig_err_set(err, CMIG_E_VERIFY, "directory '%.300s' where a file belongs", p);
+    default:
+        return cmig_err_set(err, CMIG_E_VERIFY, "entry '%.300s' is not a regular file", p);
+    }
+    if (!cmig_path_safe(p))
+        return cmig_err_set(err, CMIG_E_VERIFY, "unsafe path '%.300s' in archive", p);
+    if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
+        return cmig_err_set(err, CMIG_E_VERIFY, "entry '%s' has no size", p);
+    if ((uint64_t)archive_entry_size(e) > max_size)
+        return cmig_err_set(err, CMIG_E_VERIFY,
+                            "entry '%s' is %lld bytes, over the cap of %llu bytes", p,
+                            (long long)archive_entry_size(e), (unsigned long long)max_size);
+    if (archive_entry_sparse_count(e) > 0)
+        return cmig_err_set(err, CMIG_E_VERIFY, "sparse entry '%s' in archive", p);
+    return 0;
+}
+
+static int ix_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct path_ix *)a)->path, ((const struct path_ix *)b)->path);
+}
+
+static const struct path_ix *ix_find(const struct cmig_bundle *b, const char *path)
+{
+    struct path_ix key = {path, 0};
+    return bsearch(&key, b->ix, b->n_expected, sizeof *b->ix, ix_cmp);
+}
+
+/* Says precisely why entry name is not the expected entry seq. */
+static int wrong_entry(const struct cmig_bundle *b, size_t seq, const char *name,
+                       struct cmig_err *err)
+{
+    if (strcmp(name, CMIG_MANIFEST_NAME) == 0)
+        return cmig_err_set(err, CMIG_E_VERIFY, "duplicate entry '%s' in archive", name);
+    const struct path_ix *hit = ix_find(b, name);
+    if (!hit)
+        return cmig_err_set(err, CMIG_E_VERIFY, "undeclared file '%.300s' in archive", name);
+    if (hit->seq < seq || seq >= b->n_expected)
+        return cmig_err_set(err, CMIG_E_VERIFY, "duplicate entry '%.300s' in archive", name);
+    return cmig_err_set(err, CMIG_E_VERIFY, "missing file '%s' (found '%.300s' in its place)",
+                        b->expected[seq]->path, name);
+}
+
+static int build_index(struct cmig_bundle *b, struct cmig_err *err)
+{
+    const struct cmig_manifest *m = b->manifest;
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++)
+        n += m->migrations[i].down.path ? 2 : 1;
+    if (n + 1 > b->lim.max_entries)
+        return cmig_err_set(err, CMIG_E_VERIFY, "too many entries: %zu, over the cap of %u",
+                            n + 1, b->lim.max_entries);
+    b->expected = malloc((n ? n : 1) * sizeof *b->expected);
+    b->expected_mig = malloc((n ? n : 1) * sizeof *b->expected_mig);
+    b->ix = malloc((n ? n : 1) * sizeof *b->ix);
+    if (!b->expected || !b->expected_mig || !b->ix)
+        return cmig_err_nomem(err);
+    size_t k = 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const struct cmig_migration *mg = &m->migrations[i];
+        for (int d = 0; d < 2; d++) {
+            const struct cmig_file *f = d ? &mg->down : &mg->up;
+            if (!f->path)
+                continue;
+            if (f->size > b->lim.max_entry_bytes)
+                return cmig_err_set(err, CMIG_E_VERIFY,
+                                    "manifest lists '%s' at %llu bytes, over the cap of %llu",
+                                    f->path, (unsigned long long)f->size,
+                                    (unsigned long long)b->lim.max_entry_bytes);
+            total += f->size;
+            b->expected[k] = f;
+            b->expected_mig[k] = mg;
+            b->ix[k].path = f->path;
+            b->ix[k].seq = k;
+            k++;
+        }
+    }
+    if (total > b->lim.max_total_bytes)
+        return cmig_err_set(err, CMIG_E_VERIFY,
+                            "manifest lists %llu bytes in all, over the cap of %llu",
+                            (unsigned long long)total,
+                            (unsigned long long)b->lim.max_total_bytes);
+    b->n_expected = n;
+    qsort(b->ix, n, sizeof *b->ix, ix_cmp);
+    return 0;
+}
+
+/* ---- the archive walk --------------------------------------------------- */
+
+enum walk_mode { WALK_OPEN, WALK_OPEN_MANIFEST_ONLY, WALK_EACH_FILE };
+
+struct walk {
+    struct cmig_bundle *b;
+    enum walk_mode mode;
+    struct archive *a;
+    struct source *src;
+    uint64_t out_bytes; /* uncompressed bytes seen: headers and data */
+    uint8_t *chunk;
+    int (*want)(void *ctx, const struct cmig_migration *m, int is_down);
+    int (*fn)(void *ctx, const struct cmig_migration *m, int is_down, const uint8_t *data,
+              size_t len, struct cmig_err *err);
+    void *ctx;
+    struct cmig_err *err;
+};
+
+static int archive_fail(struct walk *w, const char *what)
+{
+    if (w->err->code)
+        return w->err->code;
+    const char *msg = archive_error_string(w->a);
+    return cmig_err_set(w->err, CMIG_E_VERIFY, "%s: %s", what, msg ? msg : "unknown error");
+}
+
+static int check_ratio(struct walk *w)
+{
+    uint64_t in = w->src->consumed ? w->src->consumed : 1;
+    /* What the tar reader took from gzip counts too: it inflates pax and
+     * GNU special headers (up to 32 of 1 MB before each entry) and padding
+     * itself, and they are no entry's data. */
+    uint64_t out = w->out_bytes;
+    la_int64_t taken = archive_filter_bytes(w->a, 0);
+    if (taken > 0 && (uint64_t)taken > out)
+        out = (uint64_t)taken;
+    if (out > RATIO_FLOOR && out / in > w->b->lim.max_ratio)
+        return cmig_err_set(w->err, CMIG_E_VERIFY,
+                            "compression ratio over the cap of %u:1 (a gzip bomb?)",
+                            w->b->lim.max_ratio);
+    return 0;
+}
+
+/* Reads the current entry's data (size bytes) into dst when given, hashing
+ * it with SHA-256 either way. */
+static int read_data(struct walk *w, const char *name, uint64_t size, uint8_t *dst,
+                     uint8_t digest[32])
+{
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    uint64_t got = 0;
+    for (;;) {
+        uint8_t *into = dst ? dst + got : w->chunk;
+        size_t cap = READ_CHUNK;
+        if (dst) {
+            /* Room for the declared size plus one byte to notice more. */
+            cap = size - got < READ_CHUNK ? (size_t)(size - got) : READ_CHUNK;
+            if (cap == 0)
+                into = w->chunk, cap = 1;
+        }
+        la_ssize_t n = archive_read_data(w->a, into, cap);
+        if (n < 0)
+            return archive_fail(w, name);
+        if (n == 0)
+            break;
+        got += (uint64_t)n;
+        w->out_bytes += (uint64_t)n;
+        if (got > size)
+            return cmig_err_set(w->err, CMIG_E_VERIFY, "entry '%s' holds more than its size",
+                                name);
+        crypto_hash_sha256_update(&h, into, (unsigned long long)n);
+        int rc = check_ratio(w);
+        if (rc)
+            return rc;
+    }
+    if (got != size)
+        return cmig_err_set(w->err, CMIG_E_VERIFY, "entry '%s' is truncated", name);
+    crypto_hash_sha256_final(&h, digest);
+    return 0;
+}
+
+static int walk_manifest(struct walk *w, struct archive_entry *e)
+{
+    struct cmig_bundle *b = w->b;
+    struct cmig_err *err = w->err;
+    uint8_t *image = NULL;
+    uint8_t digest[32];
+    int rc;
+    const char *name = archive_entry_pathname(e);
+    if (strcmp(name, CMIG_MANIFEST_NAME) != 0)
+        return cmig_err_set(err, CMIG_E_VERIFY, "first entry is '%.300s', not '%s'", name,
+                            CMIG_MANIFEST_NAME);
+    uint64_t size = (uint64_t)archive_entry_size(e);
+    if (w->mode == WALK_EACH_FILE) {
+        /* The manifest in memory is already trusted; this copy is only
+         * stepped over. */
+        if ((rc = read_data(w, name, size, NULL, digest)))
+            return rc;
+        if (memcmp(digest, b->manifest_sha256, 32) != 0)
+            return cmig_err_set(err, CMIG_E_VERIFY, "manifest changed since it was verified");
+        return 0;
+    }
+    image = malloc(size ? size : 1);
+    if (!image)
+        return cmig_err_nomem(err);
+    if ((rc = read_data(w, name, size, image, digest)))
+        goto out;
+    if (b->is_signed && memcmp(digest, b->manifest_sha256, 32) != 0) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY,
+                          "manifest SHA-256 does not match the signed trusted comment");
+        goto out;
+    }
+    memcpy(b->manifest_sha256, digest, 32);
+    if ((rc = cmig_manifest_load(&b->manifest, image, (size_t)size, err)))
+        goto out;
+    if (b->is_signed) {
+        char name_tc[CMIG_BUNDLE_NAME_MAX + 1], version_tc[CMIG_SEMVER_MAX + 1];
+        uint8_t unused[32];
+        int fmt;
+        cmig_trusted_comment_parse(b->trusted_comment, name_tc, sizeof name_tc, version_tc,
+                                   sizeof version_tc, unused, &fmt, err);
+        if (strcmp(name_tc, b->manifest->name) != 0 ||
+            strcmp(version_tc, b->manifest->version.text) != 0) {
+            rc = cmig_err_set(err, CMIG_E_VERIFY,
+                              "signed as '%s %s' but the manifest says '%s %s'", name_tc,
+                              version_tc, b->manifest->name, b->manifest->version.text);
+            goto out;
+        }
+    }
+    rc = build_index(b, err);
+out:
+    free(image);
+    return rc;
+}
+
+static int walk_entry(struct walk *w, size_t seq, struct archive_entry *e)
+{
+    struct cmig_bundle *b = w->b;
+    const char *name = archive_entry_pathname(e);
+    if (seq >= b->n_expected || strcmp(name, b->expected[seq]->path) != 0)
+        return wrong_entry(b, seq, name, w->err);
+    const struct cmig_file *f = b->expected[seq];
+    const struct cmig_migration *mg = b->expected_mig[seq];
+    int is_down = f == &mg->down;
+    uint64_t size = (uint64_t)archive_entry_size(e);
+    if (size != f->size)
+        return cmig_err_set(w->err, CMIG_E_VERIFY,
+                            "size mismatch for '%s': archive has %llu bytes, manifest %llu",
+                            name, (unsigned long long)size, (unsigned long long)f->size);
+    uint8_t digest[32];
+    uint8_t *data = NULL;
+    int rc;
+    int wanted = w->mode == WALK_EACH_FILE && w->fn && (!w->want || w->want(w->ctx, mg, is_down));
+    if (wanted) {
+        data = malloc(size ? size : 1);
+        if (!data)
+            return cmig_err_nomem(w->err);
+    }
+    if ((rc = read_data(w, name, size, data, digest)))
+        goto out;
+    if (memcmp(digest, f->sha256, 32) != 0) {
+        rc = cmig_err_set(w->err, CMIG_E_VERIFY, "hash mismatch for '%s'", name);
+        goto out;
+    }
+    if (wanted)
+        rc = w->fn(w->ctx, mg, is_down, data, (size_t)size, w->err);
+out:
+    free(data);
+    return rc;
+}
+
+static int walk(struct walk *w)
+{
+    struct cmig_bundle *b = w->b;
+    struct cmig_err *err = w->err;
+    struct archive_entry *e;
+    int rc = 0;
+    w->src = malloc(sizeof *w->src);
+    w->chunk = malloc(READ_CHUNK);
+    w->a = archive_read_new();
+    if (!w->src || !w->chunk || !w->a) {
+        rc = cmig_err_nomem(err);
+        goto out;
+    }
+    w->src->b = b;
+    w->src->consumed = 0;
+    w->src->err = err;
+    crypto_generichash_init(&w->src->hash, NULL, 0, CMIG_PREHASH_BYTES);
+    if (lseek(b->fd, 0, SEEK_SET) != 0) {
+        rc = cmig_err_errno(err, CMIG_E_IO, errno, "seek failed");
+        goto out;
+    }
+    /* gzip is the only filter enabled: a second gzip layer shows up as a
+     * second filter, anything else as no filter at all. */
+    if (archive_read_support_filter_gzip(w->a) != ARCHIVE_OK ||
+        archive_read_support_format_tar(w->a) != ARCHIVE_OK) {
+        rc = archive_fail(w, "libarchive setup");
+        goto out;
+    }
+    if (archive_read_open(w->a, w->src, NULL, source_read, NULL) != ARCHIVE_OK) {
+        rc = archive_fail(w, "not a gzip-compressed tar archive");
+        goto out;
+    }
+    int filters = archive_filter_count(w->a);
+    if (filters > 2) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "more than one compression layer (%d)",
+                          filters - 1);
+        goto out;
+    }
+    if (filters < 2 || archive_filter_code(w->a, 0) != ARCHIVE_FILTER_GZIP) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "not gzip-compressed");
+        goto out;
+    }
+
+    size_t seq = 0;
+    for (size_t entries = 0;; entries++) {
+        int r = archive_read_next_header(w->a, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK) {
+            rc = archive_fail(w, "unreadable archive");
+            goto out;
+        }
+        w->out_bytes += 512;
+        if (entries >= b->lim.max_entries) {
+            rc = cmig_err_set(err, CMIG_E_VERIFY, "too many entries (over the cap of %u)",
+                              b->lim.max_entries);
+            goto out;
+        }
+        if ((rc = check_ratio(w)))
+            goto out;
+        uint64_t cap = entries == 0 ? b->lim.max_manifest_bytes : b->lim.max_entry_bytes;
+        if ((rc = check_entry(e, cap, err)))
+            goto out;
+        if (entries == 0) {
+            if ((rc = walk_manifest(w, e)))
+                goto out;
+            if (w->mode == WALK_OPEN_MANIFEST_ONLY)
+                goto out;
+            continue;
+        }
+        if ((rc = walk_entry(w, seq, e)))
+            goto out;
+        seq++;
+    }
+    if (!b->manifest) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "empty archive: no '%s'", CMIG_MANIFEST_NAME);
+        goto out;
+    }
+    if (seq < b->n_expected) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "missing file '%s'", b->expected[seq]->path);
+        goto out;
+    }
+    if (b->is_signed) {
+        uint8_t again[CMIG_PREHASH_BYTES];
+        if ((rc = source_drain(w->src)))
+            goto out;
+        crypto_generichash_final(&w->src->hash, again, sizeof again);
+        if (w->src->consumed != b->size || memcmp(again, b->prehash, sizeof again) != 0)
+            rc = cmig_err_set(err, CMIG_E_VERIFY, "file changed while being read");
+    }
+out:
+    if (w->a)
+        archive_read_free(w->a);
+    free(w->src);
+    free(w->chunk);
+    return rc;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+int cmig_bundle_open(struct cmig_bundle **out, const char *path, const struct cmig_open_opts *o,
+                     struct cmig_err *err)
+{
+    struct cmig_bundle *b = NULL;
+    struct stat st;
+    int rc;
+    *out = NULL;
+    if (sodium_init() < 0)
+        return cmig_err_set(err, CMIG_E_INTERNAL, "libsodium failed to initialise");
+    b = calloc(1, sizeof *b);
+    if (!b || !(b->path = strdup(path))) {
+        free(b);
+        return cmig_err_nomem(err);
+    }
+    b->fd = -1;
+    if (o->limits)
+        b->lim = *o->limits;
+    else
+        cmig_limits_default(&b->lim);
+
+    b->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (b->fd < 0) {
+        rc = cmig_err_errno(err, CMIG_E_IO, errno, "cannot open");
+        goto out;
+    }
+    if (fstat(b->fd, &st) != 0) {
+        rc = cmig_err_errno(err, CMIG_E_IO, errno, "cannot stat");
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "not a regular file");
+        goto out;
+    }
+    b->size = (uint64_t)st.st_size;
+    if (b->size > b->lim.max_bundle_bytes) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "%llu bytes, over the cap of %llu bytes",
+                          (unsigned long long)b->size,
+                          (unsigned long long)b->lim.max_bundle_bytes);
+        goto out;
+    }
+    if (!(o->flags & CMIG_OPEN_SKIP_SIGNATURE) && (rc = check_signature(b, o, err)))
+        goto out;
+
+    struct walk w = {.b = b, .err = err};
+    w.mode = (o->flags & CMIG_OPEN_MANIFEST_ONLY) ? WALK_OPEN_MANIFEST_ONLY : WALK_OPEN;
+    rc = walk(&w);
+out:
+    if (rc) {
+        cmig_err_prefix(err, "bundle '%s'", path);
+        cmig_bundle_close(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+int cmig_bundle_each_file(struct cmig_bundle *b,
+                          int (*want)(void *ctx, const struct cmig_migration *m, int is_down),
+                          int (*fn)(void *ctx, const struct cmig_migration *m, int is_down,
+                                    const uint8_t *data, size_t len, struct cmig_err *err),
+                          void *ctx, struct cmig_err *err)
+{
+    struct walk w = {.b = b, .mode = WALK_EACH_FILE, .want = want, .fn = fn, .ctx = ctx,
+                     .err = err};
+    int rc = walk(&w);
+    if (rc && err->code != CMIG_OK && rc == err->code && rc == CMIG_E_VERIFY)
+        cmig_err_prefix(err, "bundle '%s'", b->path);
+    return rc;
+}
+
+const struct cmig_manifest *cmig_bundle_manifest(const struct cmig_bundle *b)
+{
+    return b->manifest;
+}
+
+const uint8_t *cmig_bundle_manifest_sha256(const struct cmig_bundle *b)
+{
+    return b->manifest_sha256;
+}
+
+const struct cmig_pubkey *cmig_bundle_signer(const struct cmig_bundle *b)
+{
+    return b->is_signed ? &b->signer : NULL;
+}
+
+const char *cmig_bundle_trusted_comment(const struct cmig_bundle *b)
+{
+    return b->is_signed ? b->trusted_comment : NULL;
+}
+
+uint64_t cmig_bundle_size(const struct cmig_bundle *b)
+{
+    return b->size;
+}
+
+void cmig_bundle_close(struct cmig_bundle *b)
+{
+    if (!b)
+        return;
+    if (b->fd >= 0)
+        close(b->fd);
+    cmig_manifest_free(b->manifest);
+    free(b->expected);
+    free(b->expected_mig);
+    free(b->ix);
+    free(b->path);
+    free(b);
+}
