@@ -1,0 +1,2 @@
+-- cmig:no-transaction
+CREATE INDEX CONCURRENTLY i ON t (a);

@@ -1,0 +1,3 @@
+-- cmig:transaction
+DROP INDEX CONCURRENTLY i;
+-- CMIG : NO-TRANSACTION

@@ -1,0 +1,2 @@
+/* a /* nested; */ b */ SELECT 1; -- tail;
+/* unterminated
