@@ -139,12 +139,18 @@ bench: $(BUNDLER)
 	B=$(B) bench/run
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PREFIX)/lib/cmig/drivers
 	install -m 0755 $(BUNDLER) $(DESTDIR)$(BINDIR)/cmig-bundle
+	install -m 0755 $(RUNNER) $(DESTDIR)$(BINDIR)/cmig-run
+	install -m 0644 $(PG_PLUGIN) $(DESTDIR)$(PREFIX)/lib/cmig/drivers/postgres.so
 	install -m 0644 docs/man/cmig-bundle.1 $(DESTDIR)$(MANDIR)/man1/cmig-bundle.1
+	install -m 0644 docs/man/cmig-run.1 $(DESTDIR)$(MANDIR)/man1/cmig-run.1
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/cmig-bundle $(DESTDIR)$(MANDIR)/man1/cmig-bundle.1
+	rm -f $(DESTDIR)$(BINDIR)/cmig-bundle $(DESTDIR)$(BINDIR)/cmig-run
+	rm -f $(DESTDIR)$(PREFIX)/lib/cmig/drivers/postgres.so
+	rm -f $(DESTDIR)$(MANDIR)/man1/cmig-bundle.1 $(DESTDIR)$(MANDIR)/man1/cmig-run.1
+	-rmdir $(DESTDIR)$(PREFIX)/lib/cmig/drivers $(DESTDIR)$(PREFIX)/lib/cmig
 
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRC) $(BUNDLER_SRC) format/include/cmig/*.h

@@ -1,0 +1,347 @@
+/*
+ * cmd_up.c - `cmig-run up` (apply what is pending) and `cmig-run plan`
+ * (say what up would do).
+ *
+ * The no-op start is the hottest path of the product: every pod start pays
+ * it. It verifies the signature and reads the manifest (nothing else of the
+ * archive is decompressed), reads the history once without the lock, and
+ * stops there when nothing is pending. Only when there is work does it
+ * check every archive entry, take the lock, read the history again under
+ * it and apply, so that of many replicas exactly one applies and the rest
+ * find nothing to do.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "plan.h"
+#include "run.h"
+
+struct apply_ctx {
+    struct session *s;
+    const struct plan *p;
+    const struct cmig_history *h;
+    size_t next;      /* index in p->pending of the next migration to apply */
+    int in_outer_tx;  /* --single-transaction */
+    int64_t legacy;   /* golang-migrate version to keep, or -2 when not kept */
+};
+
+static void step_init(struct cmig_step *st, const struct session *s,
+                      const struct cmig_migration *mg, enum cmig_step_kind kind)
+{
+    memset(st, 0, sizeof *st);
+    st->kind = kind;
+    st->bundle = s->m->name;
+    st->bundle_version = s->m->version.text;
+    st->runner_version = RUNNER_VERSION;
+    st->version = mg->version;
+    st->name = mg->name;
+    st->sha256 = mg->up.sha256;
+    st->tx = mg->up.tx;
+    st->legacy_version = -1;
+}
+
+void migration_error_context(struct cmig_err *err, const struct cmig_migration *mg,
+                             const struct cmig_file *f, const struct cmig_step_result *r)
+{
+    if (r->line) {
+        unsigned line = f->source_line ? f->source_line + r->line - 1 : r->line;
+        if (r->statement)
+            cmig_err_prefix(err, "migration %lld '%s' (%s:%u:%u, statement %u)",
+                            (long long)mg->version, mg->name, f->source, line, r->col,
+                            r->statement);
+        else
+            cmig_err_prefix(err, "migration %lld '%s' (%s:%u:%u)", (long long)mg->version,
+                            mg->name, f->source, line, r->col);
+    } else {
+        cmig_err_prefix(err, "migration %lld '%s' (%s)", (long long)mg->version, mg->name,
+                        f->source);
+    }
+}
+
+static int want_pending(void *ctx, const struct cmig_migration *m, int is_down)
+{
+    struct apply_ctx *a = ctx;
+    return !is_down && a->next < a->p->n_pending && a->p->pending[a->next] == m;
+}
+
+static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down, const uint8_t *data,
+                     size_t len, struct cmig_err *err)
+{
+    struct apply_ctx *a = ctx;
+    struct session *s = a->s;
+    (void)is_down;
+    if (run_interrupted)
+        return cmig_err_set(err, CMIG_E_INTERRUPTED, "interrupted before migration %lld '%s'",
+                            (long long)mg->version, mg->name);
+    struct cmig_step st;
+    struct cmig_step_result r;
+    memset(&r, 0, sizeof r);
+    step_init(&st, s, mg, CMIG_STEP_UP);
+    st.sql = (const char *)data;
+    st.len = len;
+    st.in_outer_tx = a->in_outer_tx;
+    if (a->legacy != -2) {
+        st.keep_legacy = 1;
+        st.legacy_version = mg->version;
+    }
+    LOGV(LOG_DEBUG, "migration.started",
+         FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP
+             FS("transaction", cmig_txmode_name(mg->up.tx)),
+         "applying migration %lld '%s' (%s)", (long long)mg->version, mg->name,
+         cmig_txmode_name(mg->up.tx));
+    int64_t t = now_ms();
+    int rc = s->drv->apply(s->conn, &st, &r, err);
+    int64_t ms = r.execution_ms ? r.execution_ms : now_ms() - t;
+    if (rc) {
+        if (run_interrupted)
+            err->code = CMIG_E_INTERRUPTED;
+        migration_error_context(err, mg, &mg->up, &r);
+        LOGV(LOG_ERROR, "migration.failed",
+             FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP FI("ms", ms)
+                 COMMA_SEP FS("native", err->native),
+             "%s", err->msg);
+        return rc;
+    }
+    LOGV(LOG_INFO, "migration.applied",
+         FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP FI("ms", ms)
+             COMMA_SEP FS("transaction", cmig_txmode_name(mg->up.tx)),
+         "applied migration %lld '%s' in %lld ms%s", (long long)mg->version, mg->name,
+         (long long)ms, mg->up.tx == CMIG_TX_NONE ? " (no transaction)" : "");
+    a->next++;
+    return 0;
+}
+
+static int adopt_golang_migrate(struct session *s, const struct plan *p, struct cmig_err *err)
+{
+    for (size_t i = 0; i < p->n_adopt; i++) {
+        struct cmig_step st;
+        struct cmig_step_result r;
+        memset(&r, 0, sizeof r);
+        step_init(&st, s, p->adopt[i], CMIG_STEP_BASELINE);
+        st.tx = CMIG_TX_TRANSACTION;
+        int rc = s->drv->apply(s->conn, &st, &r, err);
+        if (rc)
+            return rc;
+    }
+    LOGV(LOG_INFO, "history.adopted",
+         FS("from", "golang-migrate") COMMA_SEP FI("version", p->adopt_version) COMMA_SEP
+             FI("migrations", p->n_adopt),
+         "adopted golang-migrate's schema_migrations at version %lld: %zu migrations recorded "
+         "as applied (schema_migrations left in place)",
+         (long long)p->adopt_version, p->n_adopt);
+    return 0;
+}
+
+static int check_single_tx(const struct session *s, const struct plan *p, struct cmig_err *err)
+{
+    if (!(s->drv->caps & CMIG_CAP_SINGLE_TRANSACTION))
+        return cmig_err_set(err, CMIG_E_USAGE, "--single-transaction is not supported by the %s "
+                            "driver", s->drv->name);
+    for (size_t i = 0; i < p->n_pending; i++)
+        if (p->pending[i]->up.tx != CMIG_TX_TRANSACTION)
+            return cmig_err_set(err, CMIG_E_USAGE,
+                                "--single-transaction: migration %lld '%s' cannot run in a "
+                                "transaction (%s)",
+                                (long long)p->pending[i]->version, p->pending[i]->name,
+                                p->pending[i]->up.tx_reason);
+    return 0;
+}
+
+static int apply_pending(struct session *s, const struct plan *p, const struct cmig_history *h,
+                         struct cmig_err *err)
+{
+    struct apply_ctx a = {.s = s, .p = p, .h = h, .next = 0, .legacy = -2};
+    if (s->cfg->keep_golang_migrate && h->legacy_present)
+        a.legacy = 0;
+    int rc;
+    if (s->cfg->single_tx) {
+        if ((rc = s->drv->begin(s->conn, err)))
+            return rc;
+        a.in_outer_tx = 1;
+    }
+    rc = cmig_bundle_each_file(s->bundle, want_pending, apply_one, &a, err);
+    if (!rc && a.next != p->n_pending)
+        rc = cmig_err_set(err, CMIG_E_INTERNAL, "applied %zu of %zu pending migrations", a.next,
+                          p->n_pending);
+    if (s->cfg->single_tx) {
+        struct cmig_err ignored;
+        cmig_err_clear(&ignored);
+        if (rc)
+            s->drv->rollback(s->conn, &ignored);
+        else if ((rc = s->drv->commit(s->conn, err)))
+            s->drv->rollback(s->conn, &ignored);
+        if (rc)
+            a.next = 0;
+    }
+    return rc;
+}
+
+static void print_plan(const struct session *s, const struct plan *p, int json)
+{
+    const struct cmig_manifest *m = s->m;
+    if (json) {
+        printf("{\"bundle\":\"%s\",\"version\":\"%s\",\"rollback\":%s,\"pending\":[", m->name,
+               m->version.text, p->verdict == PLAN_ROLLBACK ? "true" : "false");
+        for (size_t i = 0; i < p->n_pending; i++) {
+            const struct cmig_migration *mg = p->pending[i];
+            printf("%s{\"version\":%lld,\"name\":", i ? "," : "", (long long)mg->version);
+            fputc('"', stdout);
+            for (const char *c = mg->name; *c; c++) {
+                if (*c == '"' || *c == '\\')
+                    fputc('\\', stdout);
+                fputc(*c, stdout);
+            }
+            printf("\",\"transaction\":\"%s\"}", cmig_txmode_name(mg->up.tx));
+        }
+        printf("],\"adopt\":%zu,\"applied\":%zu}\n", p->n_adopt, p->n_applied);
+        return;
+    }
+    if (p->verdict == PLAN_ROLLBACK) {
+        printf("bundle %s %s is older than the database; nothing to do\n", m->name,
+               m->version.text);
+        return;
+    }
+    if (p->n_adopt)
+        printf("adopt golang-migrate history: %zu migrations up to version %lld\n", p->n_adopt,
+               (long long)p->adopt_version);
+    if (p->n_pending == 0) {
+        printf("bundle %s %s: nothing to apply (%zu applied)\n", m->name, m->version.text,
+               p->n_applied);
+        return;
+    }
+    printf("bundle %s %s: %zu pending\n", m->name, m->version.text, p->n_pending);
+    for (size_t i = 0; i < p->n_pending; i++) {
+        const struct cmig_migration *mg = p->pending[i];
+        printf("  %-16lld %-12s %s", (long long)mg->version, cmig_txmode_name(mg->up.tx),
+               mg->name);
+        if (mg->up.tx == CMIG_TX_NONE && mg->up.tx_reason[0])
+            printf("  (%s)", mg->up.tx_reason);
+        putchar('\n');
+    }
+}
+
+static int finish_ok(struct session *s, size_t applied, const char *how)
+{
+    int64_t ms = now_ms() - s->t0_ms;
+    LOGV(LOG_INFO, "run.finished",
+         FS("bundle", s->m->name) COMMA_SEP FS("version", s->m->version.text) COMMA_SEP
+             FI("applied", applied) COMMA_SEP FI("ms", ms) COMMA_SEP FS("result", how),
+         "%s %s: %s (%lld ms)", s->m->name, s->m->version.text, how, (long long)ms);
+    session_end(s);
+    return RUN_OK;
+}
+
+static int up_or_plan(struct run_config *cfg, int apply)
+{
+    struct session s = {.cfg = cfg, .t0_ms = now_ms()};
+    struct cmig_err err;
+    struct cmig_history h;
+    struct plan p;
+    const char *event = "run.failed";
+    int64_t to = cfg->have_to ? cfg->to : -1;
+    int rc;
+    cmig_err_clear(&err);
+    memset(&h, 0, sizeof h);
+    memset(&p, 0, sizeof p);
+
+    if ((rc = session_bundle(&s, 0, &err))) {
+        event = "bundle.refused";
+        goto fail;
+    }
+    if ((rc = session_connect(&s, &err)))
+        goto fail;
+    if ((rc = s.drv->read_history(s.conn, s.m->name, &h, &err)))
+        goto fail;
+    rc = plan_compute(&p, s.m, cmig_bundle_manifest_sha256(s.bundle), &h, to, cfg->strict, &err);
+    if (rc) {
+        event = "run.refused";
+        goto fail;
+    }
+    if (!apply) {
+        print_plan(&s, &p, cfg->json_out);
+        int pending = p.n_pending > 0 || p.n_adopt > 0;
+        plan_free(&p);
+        cmig_history_free(&h);
+        session_end(&s);
+        return cfg->exit_code && pending ? RUN_PENDING : RUN_OK;
+    }
+    if (p.verdict == PLAN_ROLLBACK) {
+        LOGV(LOG_WARN, "run.rollback",
+             FS("bundle", s.m->name) COMMA_SEP FS("version", s.m->version.text) COMMA_SEP
+                 FS("database_version", h.record_version),
+             "bundle %s %s is older than the database (at %s); all of its migrations are "
+             "applied: nothing to do",
+             s.m->name, s.m->version.text, h.record_version);
+        plan_free(&p);
+        cmig_history_free(&h);
+        return finish_ok(&s, 0, "older bundle, nothing to do");
+    }
+    if (p.n_pending == 0 && p.n_adopt == 0 && !p.record_needed) {
+        size_t n = p.n_applied;
+        plan_free(&p);
+        cmig_history_free(&h);
+        char how[96];
+        snprintf(how, sizeof how, "nothing to do, %zu migrations applied", n);
+        return finish_ok(&s, 0, how);
+    }
+
+    /* There is work: check every entry of the archive before any change. */
+    if (p.n_pending && (rc = session_verify_archive(&s, &err))) {
+        event = "bundle.refused";
+        goto fail;
+    }
+    if ((rc = session_lock(&s, &err)) || (rc = s.drv->ensure_schema(s.conn, &err)))
+        goto fail;
+    plan_free(&p);
+    cmig_history_free(&h);
+    if ((rc = s.drv->read_history(s.conn, s.m->name, &h, &err)))
+        goto fail;
+    rc = plan_compute(&p, s.m, cmig_bundle_manifest_sha256(s.bundle), &h, to, cfg->strict, &err);
+    if (rc) {
+        event = "run.refused";
+        goto fail;
+    }
+    if (p.verdict == PLAN_ROLLBACK) {
+        plan_free(&p);
+        cmig_history_free(&h);
+        return finish_ok(&s, 0, "older bundle, nothing to do");
+    }
+    if (p.n_adopt && (rc = adopt_golang_migrate(&s, &p, &err)))
+        goto fail;
+    if (cfg->single_tx && p.n_pending && (rc = check_single_tx(&s, &p, &err)))
+        goto fail;
+    if (p.n_pending && (rc = apply_pending(&s, &p, &h, &err))) {
+        event = "run.failed";
+        goto fail;
+    }
+    if (p.record_needed &&
+        (rc = s.drv->record_bundle(s.conn, s.m->name, s.m->version.text,
+                                   cmig_bundle_manifest_sha256(s.bundle), &err)))
+        goto fail;
+    size_t applied = p.n_pending;
+    plan_free(&p);
+    cmig_history_free(&h);
+    char how[96];
+    if (applied)
+        snprintf(how, sizeof how, "applied %zu migration%s", applied, applied == 1 ? "" : "s");
+    else
+        snprintf(how, sizeof how, "nothing to apply; history updated");
+    return finish_ok(&s, applied, how);
+fail:
+    plan_free(&p);
+    cmig_history_free(&h);
+    session_end(&s);
+    return run_fail(cfg, event, &err);
+}
+
+int cmd_up(struct run_config *cfg)
+{
+    return up_or_plan(cfg, 1);
+}
+
+int cmd_plan(struct run_config *cfg)
+{
+    return up_or_plan(cfg, 0);
+}

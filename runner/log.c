@@ -1,0 +1,184 @@
+/*
+ * log.c - one event per line, text or JSON, on stderr.
+ *
+ * Messages reach this file already free of secrets: URLs pass through
+ * redact_url before anything prints them, and drivers never echo a
+ * connection string. JSON output escapes every string, so a migration name
+ * cannot break a log line.
+ */
+#include "log.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int use_json;
+static enum log_level min_level = LOG_INFO;
+
+void log_setup(int json, enum log_level level)
+{
+    use_json = json;
+    min_level = level;
+}
+
+int log_json(void)
+{
+    return use_json;
+}
+
+static void json_escape(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static const char *level_name(enum log_level l)
+{
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    return names[l];
+}
+
+void log_event(enum log_level level, const char *event, const struct log_field *fields,
+               const char *fmt, ...)
+{
+    if (level < min_level)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* Build the line in memory so concurrent runners' lines never interleave
+     * mid-line on a shared stderr. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return;
+    if (use_json) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        char ts[40];
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        fprintf(f, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"event\":", ts,
+                (long)(tv.tv_usec / 1000), level_name(level));
+        json_escape(f, event);
+        for (const struct log_field *fl = fields; fl && fl->key; fl++) {
+            fputc(',', f);
+            json_escape(f, fl->key);
+            fputc(':', f);
+            if (fl->str)
+                json_escape(f, fl->str);
+            else
+                fprintf(f, "%lld", fl->num);
+        }
+        fputs(",\"msg\":", f);
+        json_escape(f, msg);
+        fputs("}\n", f);
+    } else {
+        fprintf(f, "cmig-run: %s%s%s\n", level >= LOG_WARN ? level_name(level) : "",
+                level >= LOG_WARN ? ": " : "", msg);
+    }
+    fclose(f);
+    if (buf) {
+        ssize_t w = write(2, buf, len);
+        (void)w;
+    }
+    free(buf);
+}
+
+void log_termination(const char *path, const char *msg)
+{
+    int fd = open(path ? path : "/dev/termination-log", O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return;
+    size_t n = strlen(msg);
+    if (n > 4000)
+        n = 4000; /* Kubernetes keeps at most 4096 bytes */
+    ssize_t w = write(fd, msg, n);
+    if (w >= 0)
+        w = write(fd, "\n", 1);
+    (void)w;
+    close(fd);
+}
+
+/* Masks the value that follows "password=" (key=value strings and URL
+ * query parameters), quoted or not. */
+static void mask_password_params(char *s)
+{
+    char *p = s;
+    while ((p = strstr(p, "password=")) != NULL) {
+        if (p != s && p[-1] != ' ' && p[-1] != '?' && p[-1] != '&') {
+            p++;
+            continue;
+        }
+        char *v = p + strlen("password=");
+        char *end = v;
+        if (*v == '\'') {
+            end = v + 1;
+            while (*end && !(*end == '\'' && end[-1] != '\\'))
+                end++;
+            if (*end)
+                end++;
+        } else {
+            while (*end && *end != ' ' && *end != '&')
+                end++;
+        }
+        memmove(v + 3, end, strlen(end) + 1);
+        memcpy(v, "***", 3);
+        p = v + 3;
+    }
+}
+
+void redact_url(const char *url, char *out, unsigned long cap)
+{
+    if (cap == 0)
+        return;
+    /* Masking can only grow the text by a few bytes per password: work in
+     * a buffer with room to spare, then copy what fits. */
+    size_t n = strlen(url);
+    char *w = malloc(2 * n + 64);
+    if (!w) {
+        snprintf(out, cap, "(database URL)");
+        return;
+    }
+    memcpy(w, url, n + 1);
+    char *scheme = strstr(w, "://");
+    if (scheme) {
+        char *auth = scheme + 3;
+        char *slash = strchr(auth, '/');
+        char *at = NULL;
+        /* The last '@' before the path ends the userinfo. */
+        for (char *q = auth; *q && (!slash || q < slash); q++)
+            if (*q == '@')
+                at = q;
+        if (at) {
+            char *colon = memchr(auth, ':', (size_t)(at - auth));
+            if (colon) {
+                memmove(colon + 4, at, strlen(at) + 1);
+                memcpy(colon, ":***", 4);
+            }
+        }
+    }
+    mask_password_params(w);
+    snprintf(out, cap, "%s", w);
+    explicit_bzero(w, 2 * n + 64);
+    free(w);
+}

@@ -1,0 +1,50 @@
+/*
+ * log.h - cmig-run's log: one event per line on stderr, as text for people
+ * or JSON for log pipelines, each with a stable event name
+ * ("migration.applied", "run.finished", ...), and the short failure summary
+ * Kubernetes shows from /dev/termination-log.
+ */
+#ifndef CMIG_RUNNER_LOG_H
+#define CMIG_RUNNER_LOG_H
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+
+struct log_field {
+    const char *key;   /* NULL ends a field list */
+    const char *str;   /* a string value, or NULL for an integer */
+    long long num;
+};
+
+static inline const char *log_nz(const char *s)
+{
+    return s ? s : "";
+}
+
+#define FS(k, v) {(k), log_nz(v), 0}
+#define FI(k, v) {(k), NULL, (long long)(v)}
+
+/* log_event(level, event, fields, fmt, ...): fields is a {NULL}-terminated
+ * array (or NULL); the formatted text is the human message. */
+void log_event(enum log_level level, const char *event, const struct log_field *fields,
+               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Separates fields inside LOGV's single macro argument. */
+#define COMMA_SEP ,
+
+#define LOGF(level, event, fmt, ...) log_event(level, event, NULL, fmt, ##__VA_ARGS__)
+#define LOGV(level, event, fields, fmt, ...)                                                     \
+    log_event(level, event, (const struct log_field[]){fields, {NULL, NULL, 0}}, fmt,           \
+              ##__VA_ARGS__)
+
+/* json: JSON lines; min_level: LOG_WARN for -q, LOG_DEBUG for -v. */
+void log_setup(int json, enum log_level min_level);
+int log_json(void);
+
+/* Writes "msg" to the termination-log file when it exists and is
+ * writable (never creates it). path NULL: /dev/termination-log. */
+void log_termination(const char *path, const char *msg);
+
+/* Writes url into out with any password replaced by "***". */
+void redact_url(const char *url, char *out, unsigned long cap);
+
+#endif
