@@ -28,6 +28,8 @@
 
 #include <sodium.h>
 
+#include "b64.h"
+
 #define COMMENT_PREFIX "untrusted comment: "
 #define COMMENT_PREFIX_LEN (sizeof COMMENT_PREFIX - 1)
 #define COMMENT_LINE_MAX 1024 /* minisign reads the comment line with fgets(1024) */
@@ -115,17 +117,6 @@ static int has_comment_prefix(const char *line, size_t n) {
     return n >= COMMENT_PREFIX_LEN && memcmp(line, COMMENT_PREFIX, COMMENT_PREFIX_LEN) == 0;
 }
 
-/* Decodes padded standard base64 of exactly binlen bytes, nothing else. */
-static int b64_exact(uint8_t *bin, size_t binlen, const char *b64, size_t b64len) {
-    size_t got = 0;
-
-    if (b64len + 1 != sodium_base64_encoded_len(binlen, sodium_base64_VARIANT_ORIGINAL))
-        return -1;
-    if (sodium_base642bin(bin, binlen, b64, b64len, NULL, &got, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0)
-        return -1;
-    return got == binlen ? 0 : -1;
-}
 
 void cmig_keyid_hex(const uint8_t id[CMIG_KEYID_BYTES], char out[17]) {
     snprintf(out, 17, "%016" PRIX64, le64_load(id));
@@ -156,7 +147,7 @@ static const char *pubkey_decode(struct cmig_pubkey *out, const char *text, size
     }
     if (pos != len)
         return "unexpected text after the key line";
-    if (b64_exact(blob, sizeof blob, b64, b64_len) != 0)
+    if (cmig_b64_exact(blob, sizeof blob, b64, b64_len) != 0)
         return "key line is not base64 of a 42-byte key";
     if (memcmp(blob, "Ed", 2) != 0)
         return "unsupported signature algorithm (expected \"Ed\")";
@@ -327,7 +318,7 @@ static const char *seckey_decode(uint8_t *blob, const char *text, size_t len) {
         return why;
     if (pos != len)
         return "unexpected text after the key line";
-    if (b64_exact(blob, SK_BLOB_BYTES, line, n) != 0)
+    if (cmig_b64_exact(blob, SK_BLOB_BYTES, line, n) != 0)
         return "key line is not base64 of a 158-byte key";
     if (memcmp(blob + SK_ALG, "Ed", 2) != 0)
         return "unsupported signature algorithm (expected \"Ed\")";

@@ -27,6 +27,8 @@
 
 #include <sodium.h>
 
+#include "b64.h"
+
 #define UNTRUSTED_PREFIX "untrusted comment: "
 #define TRUSTED_PREFIX "trusted comment: "
 #define UNTRUSTED_PREFIX_LEN (sizeof UNTRUSTED_PREFIX - 1)
@@ -81,17 +83,6 @@ static const char *take_line(const char *text, size_t len, size_t *pos, size_t c
     return NULL;
 }
 
-/* Decodes padded standard base64 of exactly binlen bytes, nothing else. */
-static int b64_exact(uint8_t *bin, size_t binlen, const char *b64, size_t b64len) {
-    size_t got = 0;
-
-    if (b64len + 1 != sodium_base64_encoded_len(binlen, sodium_base64_VARIANT_ORIGINAL))
-        return -1;
-    if (sodium_base642bin(bin, binlen, b64, b64len, NULL, &got, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0)
-        return -1;
-    return got == binlen ? 0 : -1;
-}
 
 /* Takes one line that must start with prefix (else returns bad_prefix);
  * copies the text after the prefix (at most cap bytes) into dst as a C
@@ -126,7 +117,7 @@ static const char *sig_decode(struct cmig_sig *out, const char *text, size_t len
         return "missing signature line";
     if ((why = take_line(text, len, &pos, SIG_B64_LEN, &line, &n)) != NULL)
         return why;
-    if (b64_exact(blob, sizeof blob, line, n) != 0)
+    if (cmig_b64_exact(blob, sizeof blob, line, n) != 0)
         return "second line is not base64 of a 74-byte signature";
     if (memcmp(blob, "Ed", 2) == 0)
         return "legacy non-prehashed signature (\"Ed\") refused: sign without -l "
@@ -145,7 +136,7 @@ static const char *sig_decode(struct cmig_sig *out, const char *text, size_t len
         return "missing global signature line";
     if ((why = take_line(text, len, &pos, GSIG_B64_LEN, &line, &n)) != NULL)
         return why;
-    if (b64_exact(out->global_sig, sizeof out->global_sig, line, n) != 0)
+    if (cmig_b64_exact(out->global_sig, sizeof out->global_sig, line, n) != 0)
         return "fourth line is not base64 of a 64-byte signature";
     if (pos != len)
         return "unexpected text after the fourth line";
