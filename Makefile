@@ -50,7 +50,16 @@ BUNDLER_SRC := $(sort $(wildcard bundler/*.c))
 BUNDLER_OBJ := $(BUNDLER_SRC:%.c=$(B)/%.o)
 BUNDLER     := $(B)/cmig-bundle
 
-RUNNER_PKGS := libarchive libsodium sqlite3 zlib
+# cmig-run links Debian's static libarchive: only the tar and gzip readers
+# are pulled in, so the runner does not load libarchive's dependency closure
+# (libxml2, ICU, lzma, zstd, ...) at every pod start. ARCHIVE_STATIC=0 links
+# it dynamically.
+ARCHIVE_STATIC ?= 1
+ifeq ($(ARCHIVE_STATIC),1)
+RUNNER_LIBS := -Wl,-Bstatic -larchive -Wl,-Bdynamic $(shell $(PKG_CONFIG) --libs libsodium sqlite3 zlib)
+else
+RUNNER_LIBS := $(PKG_LIBS)
+endif
 RUNNER_SRC  := $(sort $(filter-out runner/drv_postgres.c runner/drv_mongo.c,$(wildcard runner/*.c)))
 RUNNER_OBJ  := $(RUNNER_SRC:%.c=$(B)/%.o)
 RUNNER      := $(B)/cmig-run
@@ -86,7 +95,7 @@ $(BUNDLER): $(BUNDLER_OBJ) $(FORMAT_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUNDLER_OBJ) $(FORMAT_LIB) $(PKG_LIBS)
 
 $(RUNNER): $(RUNNER_OBJ) $(FORMAT_LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(RUNNER_OBJ) $(FORMAT_LIB) $(PKG_LIBS) -ldl -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $(RUNNER_OBJ) $(FORMAT_LIB) $(RUNNER_LIBS) -ldl
 
 $(B)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
