@@ -25,7 +25,17 @@ struct apply_ctx {
     size_t next;      /* index in p->pending of the next migration to apply */
     int in_outer_tx;  /* --single-transaction */
     int64_t legacy;   /* golang-migrate version to keep, or -2 when not kept */
+    int64_t *ms;      /* --single-transaction: each one's time, logged after the commit */
 };
+
+static void log_applied(const struct cmig_migration *mg, int64_t ms)
+{
+    LOGV(LOG_INFO, "migration.applied",
+         FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP FI("ms", ms)
+             COMMA_SEP FS("transaction", cmig_txmode_name(mg->up.tx)),
+         "applied migration %lld '%s' in %lld ms%s", (long long)mg->version, mg->name,
+         (long long)ms, mg->up.tx == CMIG_TX_NONE ? " (no transaction)" : "");
+}
 
 static void step_init(struct cmig_step *st, const struct session *s,
                       const struct cmig_migration *mg, enum cmig_step_kind kind)
@@ -98,17 +108,19 @@ static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down, co
         if (run_interrupted)
             err->code = CMIG_E_INTERRUPTED;
         migration_error_context(err, mg, &mg->up, &r);
-        LOGV(LOG_ERROR, "migration.failed",
-             FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP FI("ms", ms)
-                 COMMA_SEP FS("native", err->native),
-             "%s", err->msg);
+        /* run_fail prints the same message: text logs get one error line. */
+        if (log_json())
+            LOGV(LOG_ERROR, "migration.failed",
+                 FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP
+                     FI("ms", ms) COMMA_SEP FS("native", err->native),
+                 "%s", err->msg);
         return rc;
     }
-    LOGV(LOG_INFO, "migration.applied",
-         FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP FI("ms", ms)
-             COMMA_SEP FS("transaction", cmig_txmode_name(mg->up.tx)),
-         "applied migration %lld '%s' in %lld ms%s", (long long)mg->version, mg->name,
-         (long long)ms, mg->up.tx == CMIG_TX_NONE ? " (no transaction)" : "");
+    /* Inside --single-transaction nothing is applied until the commit. */
+    if (a->ms)
+        a->ms[a->next] = ms;
+    else
+        log_applied(mg, ms);
     a->next++;
     return 0;
 }
@@ -157,8 +169,13 @@ static int apply_pending(struct session *s, const struct plan *p, const struct c
         a.legacy = 0;
     int rc;
     if (s->cfg->single_tx) {
-        if ((rc = s->drv->begin(s->conn, err)))
+        a.ms = calloc(p->n_pending ? p->n_pending : 1, sizeof *a.ms);
+        if (!a.ms)
+            return cmig_err_nomem(err);
+        if ((rc = s->drv->begin(s->conn, err))) {
+            free(a.ms);
             return rc;
+        }
         a.in_outer_tx = 1;
     }
     rc = cmig_bundle_each_file(s->bundle, want_pending, apply_one, &a, err);
@@ -174,6 +191,9 @@ static int apply_pending(struct session *s, const struct plan *p, const struct c
             s->drv->rollback(s->conn, &ignored);
         if (rc)
             a.next = 0;
+        for (size_t i = 0; i < a.next; i++)
+            log_applied(p->pending[i], a.ms[i]);
+        free(a.ms);
     }
     return rc;
 }
