@@ -89,6 +89,9 @@ struct cmig_history {
     int64_t legacy_version;  /* its version (when legacy_present and it has a row) */
     int legacy_has_row;
     int legacy_dirty;
+    int other_bundles;       /* filled only when legacy_present: cmig_history holds
+                                rows of other bundles (golang-migrate's table then
+                                belongs to one of those, not to this bundle) */
 };
 
 /* Frees what a driver put in h (malloc'd strings and rows); h itself is the

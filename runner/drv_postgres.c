@@ -940,6 +940,21 @@ static int pg_read_history(struct cmig_conn *c, const char *bundle, struct cmig_
             out->legacy_dirty = PQgetvalue(lr, 0, 1)[0] == 't';
         }
         PQclear(lr);
+        if (out->schema_present) {
+            /* Only asked when golang-migrate's table exists: adoption is for
+             * the first bundle of a database. */
+            PGresult *ob = PQexecParams(c->pg,
+                                        "SELECT EXISTS (SELECT 1 FROM cmig_history "
+                                        "WHERE bundle <> $1)",
+                                        1, NULL, params, NULL, NULL, 0);
+            if (!segment_ok(ob)) {
+                rc = db_fail(err, CMIG_E_DB, ob, c->pg, what);
+                PQclear(ob);
+                goto out;
+            }
+            out->other_bundles = PQgetvalue(ob, 0, 0)[0] == 't';
+            PQclear(ob);
+        }
     }
 out:
     for (int i = 0; i < 3; i++)

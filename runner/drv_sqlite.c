@@ -686,6 +686,25 @@ static int read_legacy(struct cmig_conn *c, struct cmig_history *h, struct cmig_
     return rc;
 }
 
+/* Whether other bundles have history here; asked only when golang-migrate's
+ * table exists, since adoption is for the first bundle of a database. */
+static int read_other_bundles(struct cmig_conn *c, const char *bundle, struct cmig_history *h,
+                              struct cmig_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(c, &st, "SELECT EXISTS (SELECT 1 FROM cmig_history WHERE bundle <> ?1)",
+                     "cannot read 'cmig_history'", err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, bundle, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        h->other_bundles = sqlite3_column_int(st, 0) != 0;
+    else
+        rc = sq_fail(c, err, CMIG_E_DB, "cannot read 'cmig_history'");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* One read transaction, so that rows, record and legacy agree. Takes no
  * write lock: this is every pod start's path when there is nothing to do. */
 static int sq_read_history(struct cmig_conn *c, const char *bundle, struct cmig_history *h,
@@ -709,6 +728,8 @@ static int sq_read_history(struct cmig_conn *c, const char *bundle, struct cmig_
     if (!rc && t.legacy) {
         h->legacy_present = 1;
         rc = read_legacy(c, h, err);
+        if (!rc && t.history)
+            rc = read_other_bundles(c, bundle, h, err);
     }
     if (!rc && own)
         rc = exec_sql(c, "COMMIT", CMIG_E_DB, "cannot end the history read", err);

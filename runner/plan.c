@@ -148,7 +148,7 @@ int plan_compute(struct plan *p, const struct cmig_manifest *m, const uint8_t ma
 
     /* golang-migrate adoption: no cmig rows yet, schema_migrations present */
     int64_t adopt_to = -1;
-    if (h->n == 0 && h->legacy_present && h->legacy_has_row) {
+    if (h->n == 0 && h->legacy_present && h->legacy_has_row && !h->other_bundles) {
         if (h->legacy_dirty) {
             snprintf(buf, sizeof buf, "%lld", (long long)h->legacy_version);
             return refuse(p, err,

@@ -290,6 +290,18 @@ scn_golang_migrate() {
     x 0 "golang-migrate adoption: second run is a no-op" up
     expect_contains "golang-migrate adoption: nothing to do" "$OUT" "nothing to do"
 
+    # golang-migrate's table belongs to the first bundle that moved in: a
+    # second bundle in the same database must run all of its migrations.
+    local d2=$T/gm-second
+    mig "$d2" 1 other_one "CREATE TABLE other1 (x int);"
+    mig "$d2" 2 other_two "CREATE TABLE other2 (x int);"
+    bundle_build "$d2" other 1.0.0 "$T/bundles/other-1.0.0.cmig" || return
+    BUN=$T/bundles/other-1.0.0.cmig
+    x 0 "a second bundle next to an adopted golang-migrate history" up
+    expect_not_contains "the second bundle adopts nothing" "$OUT" "adopted"
+    is "the second bundle ran its migrations" "$(db_has other1)$(db_has other2)" 11
+    BUN=$BASE_BUN
+
     db_new gm_dirty
     db_sql "CREATE TABLE t1 (x int); CREATE TABLE t2 (y int);
         CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
