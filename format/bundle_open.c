@@ -517,6 +517,10 @@ static int walk(struct walk *w)
     size_t seq = 0;
     for (size_t entries = 0;; entries++) {
         int r = archive_read_next_header(w->a, &e);
+        /* Special headers are inflated inside this call, even on the way
+         * to the end of the archive. */
+        if ((rc = check_ratio(w)))
+            goto out;
         if (r == ARCHIVE_EOF)
             break;
         if (r != ARCHIVE_OK) {
@@ -529,8 +533,6 @@ static int walk(struct walk *w)
                               b->lim.max_entries);
             goto out;
         }
-        if ((rc = check_ratio(w)))
-            goto out;
         uint64_t cap = entries == 0 ? b->lim.max_manifest_bytes : b->lim.max_entry_bytes;
         if ((rc = check_entry(e, cap, err)))
             goto out;

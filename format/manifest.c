@@ -454,10 +454,18 @@ static int quick_check(sqlite3 *db, struct cmig_err *err)
     sqlite3_stmt *st = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW ||
-        strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0)
+        sqlite3_step(st) != SQLITE_ROW) {
         rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: database is corrupt: %s",
                           sqlite3_errmsg(db));
+    } else {
+        /* The finding is the row itself ("*** in database main ***\nPage 4
+         * is never used"); its last line says what is wrong. */
+        const char *res = (const char *)sqlite3_column_text(st, 0);
+        const char *why = res ? strrchr(res, '\n') : NULL;
+        why = why ? why + 1 : res ? res : "no result";
+        if (!res || strcmp(res, "ok") != 0)
+            rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: database is corrupt: %.200s", why);
+    }
     sqlite3_finalize(st);
     return rc;
 }
