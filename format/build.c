@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cmig/bundle.h"
+#include "cmig/jsoncheck.h"
 #include "cmig/sig.h"
 
 #define CHUNK (256 * 1024)
@@ -164,6 +165,12 @@ static int describe_section(struct plan *p, struct cmig_file *f, const struct cm
     crypto_hash_sha256(f->sha256, data, s->len);
     f->tx_reason[0] = '\0';
     if (json) {
+        /* A JSON migration that does not parse is refused here, at build
+         * time, with the file and libbson's message, rather than at a pod
+         * start; the runner parses it again with the same code. */
+        int rc = cmig_json_migration_check((const char *)data, s->len, source, err);
+        if (rc)
+            return rc;
         /* MongoDB commands are not transactional in general. */
         f->tx = CMIG_TX_NONE;
         snprintf(f->tx_reason, REASON_MAX, "MongoDB commands");

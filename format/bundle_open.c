@@ -31,6 +31,7 @@ struct path_ix {
 
 struct cmig_bundle {
     int fd;
+    uint8_t *mem;  /* the whole file when it is small, else NULL (streamed) */
     char *path;
     uint64_t size;
     struct cmig_limits lim;
@@ -55,6 +56,7 @@ void cmig_limits_default(struct cmig_limits *l)
     l->max_total_bytes = 4ull << 30;
     l->max_entries = 100001;
     l->max_ratio = 200;
+    l->in_memory_max = 4ull << 20;
 }
 
 /* ---- reading the file under a hash -------------------------------------- */
@@ -70,6 +72,14 @@ struct source {
 static la_ssize_t source_read(struct archive *a, void *ctx, const void **out)
 {
     struct source *s = ctx;
+    if (s->b->mem) {
+        /* Already verified bytes: hand them out, no copy, no re-hash. */
+        uint64_t left = s->b->size - s->consumed;
+        size_t n = left < READ_CHUNK ? (size_t)left : READ_CHUNK;
+        *out = s->b->mem + s->consumed;
+        s->consumed += n;
+        return (la_ssize_t)n;
+    }
     ssize_t n;
     do
         n = read(s->b->fd, s->buf, sizeof s->buf);
@@ -93,6 +103,8 @@ static la_ssize_t source_read(struct archive *a, void *ctx, const void **out)
 /* Hashes what libarchive did not read, to compare the whole file again. */
 static int source_drain(struct source *s)
 {
+    if (s->b->mem)
+        return 0;
     for (;;) {
         ssize_t n = read(s->b->fd, s->buf, sizeof s->buf);
         if (n < 0 && errno == EINTR)
@@ -148,8 +160,13 @@ static int check_signature(struct cmig_bundle *b, const struct cmig_open_opts *o
         goto out;
     }
     uint64_t size = 0;
-    if ((rc = cmig_prehash_fd(b->fd, b->lim.max_bundle_bytes, b->prehash, &size, b->path, err)))
+    if (b->mem) {
+        crypto_generichash(b->prehash, sizeof b->prehash, b->mem, b->size, NULL, 0);
+        size = b->size;
+    } else if ((rc = cmig_prehash_fd(b->fd, b->lim.max_bundle_bytes, b->prehash, &size, b->path,
+                                      err))) {
         goto out;
+    }
     if (size != b->size) {
         rc = cmig_err_set(err, CMIG_E_VERIFY, "file changed size while being read");
         goto out;
@@ -255,21 +272,11 @@ static int wrong_entry(const struct cmig_bundle *b, size_t seq, const char *name
                         b->expected[seq]->path, name);
 }
 
-static int build_index(struct cmig_bundle *b, struct cmig_err *err)
+/* The caps a manifest can break on its own, checked on every open. */
+static int check_manifest_caps(const struct cmig_bundle *b, struct cmig_err *err)
 {
     const struct cmig_manifest *m = b->manifest;
     size_t n = 0;
-    for (size_t i = 0; i < m->n; i++)
-        n += m->migrations[i].down.path ? 2 : 1;
-    if (n + 1 > b->lim.max_entries)
-        return cmig_err_set(err, CMIG_E_VERIFY, "too many entries: %zu, over the cap of %u",
-                            n + 1, b->lim.max_entries);
-    b->expected = malloc((n ? n : 1) * sizeof *b->expected);
-    b->expected_mig = malloc((n ? n : 1) * sizeof *b->expected_mig);
-    b->ix = malloc((n ? n : 1) * sizeof *b->ix);
-    if (!b->expected || !b->expected_mig || !b->ix)
-        return cmig_err_nomem(err);
-    size_t k = 0;
     uint64_t total = 0;
     for (size_t i = 0; i < m->n; i++) {
         const struct cmig_migration *mg = &m->migrations[i];
@@ -277,12 +284,45 @@ static int build_index(struct cmig_bundle *b, struct cmig_err *err)
             const struct cmig_file *f = d ? &mg->down : &mg->up;
             if (!f->path)
                 continue;
+            n++;
             if (f->size > b->lim.max_entry_bytes)
                 return cmig_err_set(err, CMIG_E_VERIFY,
                                     "manifest lists '%s' at %llu bytes, over the cap of %llu",
                                     f->path, (unsigned long long)f->size,
                                     (unsigned long long)b->lim.max_entry_bytes);
             total += f->size;
+        }
+    }
+    if (n + 1 > b->lim.max_entries)
+        return cmig_err_set(err, CMIG_E_VERIFY, "too many entries: %zu, over the cap of %u",
+                            n + 1, b->lim.max_entries);
+    if (total > b->lim.max_total_bytes)
+        return cmig_err_set(err, CMIG_E_VERIFY,
+                            "manifest lists %llu bytes in all, over the cap of %llu",
+                            (unsigned long long)total,
+                            (unsigned long long)b->lim.max_total_bytes);
+    return 0;
+}
+
+/* The expected entries in order, and sorted by name to explain a wrong one. */
+static int build_index(struct cmig_bundle *b, struct cmig_err *err)
+{
+    const struct cmig_manifest *m = b->manifest;
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++)
+        n += m->migrations[i].down.path ? 2 : 1;
+    b->expected = malloc((n ? n : 1) * sizeof *b->expected);
+    b->expected_mig = malloc((n ? n : 1) * sizeof *b->expected_mig);
+    b->ix = malloc((n ? n : 1) * sizeof *b->ix);
+    if (!b->expected || !b->expected_mig || !b->ix)
+        return cmig_err_nomem(err);
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const struct cmig_migration *mg = &m->migrations[i];
+        for (int d = 0; d < 2; d++) {
+            const struct cmig_file *f = d ? &mg->down : &mg->up;
+            if (!f->path)
+                continue;
             b->expected[k] = f;
             b->expected_mig[k] = mg;
             b->ix[k].path = f->path;
@@ -290,11 +330,6 @@ static int build_index(struct cmig_bundle *b, struct cmig_err *err)
             k++;
         }
     }
-    if (total > b->lim.max_total_bytes)
-        return cmig_err_set(err, CMIG_E_VERIFY,
-                            "manifest lists %llu bytes in all, over the cap of %llu",
-                            (unsigned long long)total,
-                            (unsigned long long)b->lim.max_total_bytes);
     b->n_expected = n;
     qsort(b->ix, n, sizeof *b->ix, ix_cmp);
     return 0;
@@ -344,7 +379,7 @@ static int check_ratio(struct walk *w)
 }
 
 /* Reads the current entry's data (size bytes) into dst when given, hashing
- * it with SHA-256 either way. */
+ * it with SHA-256 into digest when that is given. */
 static int read_data(struct walk *w, const char *name, uint64_t size, uint8_t *dst,
                      uint8_t digest[32])
 {
@@ -370,14 +405,16 @@ static int read_data(struct walk *w, const char *name, uint64_t size, uint8_t *d
         if (got > size)
             return cmig_err_set(w->err, CMIG_E_VERIFY, "entry '%s' holds more than its size",
                                 name);
-        crypto_hash_sha256_update(&h, into, (unsigned long long)n);
+        if (digest)
+            crypto_hash_sha256_update(&h, into, (unsigned long long)n);
         int rc = check_ratio(w);
         if (rc)
             return rc;
     }
     if (got != size)
         return cmig_err_set(w->err, CMIG_E_VERIFY, "entry '%s' is truncated", name);
-    crypto_hash_sha256_final(&h, digest);
+    if (digest)
+        crypto_hash_sha256_final(&h, digest);
     return 0;
 }
 
@@ -399,20 +436,31 @@ static int walk_manifest(struct walk *w, struct archive_entry *e)
         if ((rc = read_data(w, name, size, NULL, digest)))
             return rc;
         if (memcmp(digest, b->manifest_sha256, 32) != 0)
-            return cmig_err_set(err, CMIG_E_VERIFY, "manifest changed since it was verified");
+            return cmig_err_set(err, CMIG_E_VERIFY, b->mem ? "manifest SHA-256 does not match "
+                                                             "the signed trusted comment"
+                                                           : "manifest changed since it was "
+                                                             "verified");
         return 0;
     }
     image = malloc(size ? size : 1);
     if (!image)
         return cmig_err_nomem(err);
-    if ((rc = read_data(w, name, size, image, digest)))
+    /* A small bundle was read once and its signature checked over exactly
+     * these bytes, so on the no-op path the signed comment's manifest hash
+     * is taken as it is; any walk over the entries (before a migration
+     * runs) hashes the manifest again and compares. Streamed bundles are
+     * read twice and hash it here. */
+    int trust_signed_hash = b->mem && b->is_signed && w->mode == WALK_OPEN_MANIFEST_ONLY;
+    if ((rc = read_data(w, name, size, image, trust_signed_hash ? NULL : digest)))
         goto out;
-    if (b->is_signed && memcmp(digest, b->manifest_sha256, 32) != 0) {
-        rc = cmig_err_set(err, CMIG_E_VERIFY,
-                          "manifest SHA-256 does not match the signed trusted comment");
-        goto out;
+    if (!trust_signed_hash) {
+        if (b->is_signed && memcmp(digest, b->manifest_sha256, 32) != 0) {
+            rc = cmig_err_set(err, CMIG_E_VERIFY,
+                              "manifest SHA-256 does not match the signed trusted comment");
+            goto out;
+        }
+        memcpy(b->manifest_sha256, digest, 32);
     }
-    memcpy(b->manifest_sha256, digest, 32);
     if ((rc = cmig_manifest_load(&b->manifest, image, (size_t)size, err)))
         goto out;
     if (b->is_signed) {
@@ -429,7 +477,11 @@ static int walk_manifest(struct walk *w, struct archive_entry *e)
             goto out;
         }
     }
-    rc = build_index(b, err);
+    /* The index of entries only serves a walk over them; a manifest-only
+     * open (every no-op start) does not pay for sorting every path. */
+    rc = check_manifest_caps(b, err);
+    if (!rc && w->mode != WALK_OPEN_MANIFEST_ONLY)
+        rc = build_index(b, err);
 out:
     free(image);
     return rc;
@@ -488,7 +540,7 @@ static int walk(struct walk *w)
     w->src->consumed = 0;
     w->src->err = err;
     crypto_generichash_init(&w->src->hash, NULL, 0, CMIG_PREHASH_BYTES);
-    if (lseek(b->fd, 0, SEEK_SET) != 0) {
+    if (!b->mem && lseek(b->fd, 0, SEEK_SET) != 0) {
         rc = cmig_err_errno(err, CMIG_E_IO, errno, "seek failed");
         goto out;
     }
@@ -555,7 +607,7 @@ static int walk(struct walk *w)
         rc = cmig_err_set(err, CMIG_E_VERIFY, "missing file '%s'", b->expected[seq]->path);
         goto out;
     }
-    if (b->is_signed) {
+    if (b->is_signed && !b->mem) {
         uint8_t again[CMIG_PREHASH_BYTES];
         if ((rc = source_drain(w->src)))
             goto out;
@@ -572,6 +624,31 @@ out:
 }
 
 /* ---- public ------------------------------------------------------------- */
+
+static int read_whole(struct cmig_bundle *b, struct cmig_err *err)
+{
+    b->mem = malloc(b->size ? b->size : 1);
+    if (!b->mem)
+        return cmig_err_nomem(err);
+    uint64_t got = 0;
+    for (;;) {
+        uint8_t extra;
+        ssize_t n = got < b->size ? read(b->fd, b->mem + got, (size_t)(b->size - got))
+                                  : read(b->fd, &extra, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cmig_err_errno(err, CMIG_E_IO, errno, "read failed");
+        if (n == 0)
+            break;
+        got += (uint64_t)n;
+        if (got > b->size)
+            return cmig_err_set(err, CMIG_E_VERIFY, "file grew while being read");
+    }
+    if (got != b->size)
+        return cmig_err_set(err, CMIG_E_VERIFY, "file changed size while being read");
+    return 0;
+}
 
 int cmig_bundle_open(struct cmig_bundle **out, const char *path, const struct cmig_open_opts *o,
                      struct cmig_err *err)
@@ -613,6 +690,8 @@ int cmig_bundle_open(struct cmig_bundle **out, const char *path, const struct cm
                           (unsigned long long)b->lim.max_bundle_bytes);
         goto out;
     }
+    if (b->size <= b->lim.in_memory_max && (rc = read_whole(b, err)))
+        goto out;
     if (!(o->flags & CMIG_OPEN_SKIP_SIGNATURE) && (rc = check_signature(b, o, err)))
         goto out;
 
@@ -637,7 +716,9 @@ int cmig_bundle_each_file(struct cmig_bundle *b,
 {
     struct walk w = {.b = b, .mode = WALK_EACH_FILE, .want = want, .fn = fn, .ctx = ctx,
                      .err = err};
-    int rc = walk(&w);
+    int rc = b->ix ? 0 : build_index(b, err);
+    if (!rc)
+        rc = walk(&w);
     if (rc && err->code != CMIG_OK && rc == err->code && rc == CMIG_E_VERIFY)
         cmig_err_prefix(err, "bundle '%s'", b->path);
     return rc;
@@ -674,6 +755,7 @@ void cmig_bundle_close(struct cmig_bundle *b)
         return;
     if (b->fd >= 0)
         close(b->fd);
+    free(b->mem);
     cmig_manifest_free(b->manifest);
     free(b->expected);
     free(b->expected_mig);

@@ -334,11 +334,11 @@ static int col_text(sqlite3_stmt *st, int i, int nullable, char **out, const cha
     if (type == SQLITE_NULL && nullable)
         return 0;
     if (type != SQLITE_TEXT)
-        return cmig_err_set(err, CMIG_E_VERIFY, "manifest: %s is not text", what);
+        return cmig_err_set(err, CMIG_E_VERIFY, "%s is not text", what);
     const char *s = (const char *)sqlite3_column_text(st, i);
     int n = sqlite3_column_bytes(st, i);
     if (!s || n < 0 || !text_ok(s, (size_t)n))
-        return cmig_err_set(err, CMIG_E_VERIFY, "manifest: %s is not valid text", what);
+        return cmig_err_set(err, CMIG_E_VERIFY, "%s is not valid text", what);
     *out = malloc((size_t)n + 1);
     if (!*out)
         return cmig_err_nomem(err);
@@ -351,66 +351,61 @@ static int col_int(sqlite3_stmt *st, int i, int64_t *out, const char *what,
                    struct cmig_err *err)
 {
     if (sqlite3_column_type(st, i) != SQLITE_INTEGER)
-        return cmig_err_set(err, CMIG_E_VERIFY, "manifest: %s is not an integer", what);
+        return cmig_err_set(err, CMIG_E_VERIFY, "%s is not an integer", what);
     *out = sqlite3_column_int64(st, i);
     return 0;
 }
 
-static int read_file_cols(sqlite3_stmt *st, int col, int nullable, struct cmig_file *f,
-                          int64_t version, const char *dir, struct cmig_err *err)
+/* Column names of one direction, in table order; also what errors call them. */
+static const char *const UP_COLS[7] = {"up_path", "up_size", "up_sha256", "up_tx",
+                                       "up_tx_reason", "up_source", "up_source_line"};
+static const char *const DOWN_COLS[7] = {"down_path", "down_size", "down_sha256", "down_tx",
+                                         "down_tx_reason", "down_source", "down_source_line"};
+
+/* Reads one direction's seven columns. This runs for every row of every
+ * manifest at every pod start: nothing is formatted unless it fails. */
+static int read_file_cols(sqlite3_stmt *st, int col, int is_down, struct cmig_file *f,
+                          struct cmig_err *err)
 {
-    char what[96];
+    const char *const *name = is_down ? DOWN_COLS : UP_COLS;
+    int64_t size = 0, line = 0;
+    char *hex = NULL, *tx = NULL;
     int rc;
-    snprintf(what, sizeof what, "migration %lld %s path", (long long)version, dir);
-    if ((rc = col_text(st, col, nullable, &f->path, what, err)))
+    if ((rc = col_text(st, col, is_down, &f->path, name[0], err)))
         return rc;
     if (!f->path) {
         for (int i = 1; i < 7; i++)
             if (sqlite3_column_type(st, col + i) != SQLITE_NULL)
-                return cmig_err_set(err, CMIG_E_VERIFY,
-                                    "manifest: migration %lld has %s columns but no %s path",
-                                    (long long)version, dir, dir);
+                return cmig_err_set(err, CMIG_E_VERIFY, "%s is set but down_path is not",
+                                    name[i]);
         return 0;
     }
     if (!cmig_path_safe(f->path) || strcmp(f->path, CMIG_MANIFEST_NAME) == 0)
-        return cmig_err_set(err, CMIG_E_VERIFY, "manifest: migration %lld: unsafe path '%s'",
-                            (long long)version, f->path);
-    int64_t size = 0, line = 0;
-    char *hex = NULL, *tx = NULL;
-    snprintf(what, sizeof what, "migration %lld %s size", (long long)version, dir);
-    if ((rc = col_int(st, col + 1, &size, what, err)))
+        return cmig_err_set(err, CMIG_E_VERIFY, "unsafe path '%s'", f->path);
+    if ((rc = col_int(st, col + 1, &size, name[1], err)))
         return rc;
     if (size < 0)
-        return cmig_err_set(err, CMIG_E_VERIFY, "manifest: migration %lld: negative size",
-                            (long long)version);
+        return cmig_err_set(err, CMIG_E_VERIFY, "negative %s", name[1]);
     f->size = (uint64_t)size;
-    snprintf(what, sizeof what, "migration %lld %s sha256", (long long)version, dir);
-    if ((rc = col_text(st, col + 2, 0, &hex, what, err)))
+    if ((rc = col_text(st, col + 2, 0, &hex, name[2], err)))
         return rc;
     int bad = unhex32(hex, strlen(hex), f->sha256);
     free(hex);
     if (bad)
-        return cmig_err_set(err, CMIG_E_VERIFY, "manifest: %s is not 64 lower-case hex digits",
-                            what);
-    snprintf(what, sizeof what, "migration %lld %s tx", (long long)version, dir);
-    if ((rc = col_text(st, col + 3, 0, &tx, what, err)))
+        return cmig_err_set(err, CMIG_E_VERIFY, "%s is not 64 lower-case hex digits", name[2]);
+    if ((rc = col_text(st, col + 3, 0, &tx, name[3], err)))
         return rc;
     int mode = cmig_txmode_parse(tx);
     free(tx);
     if (mode < 0)
-        return cmig_err_set(err, CMIG_E_VERIFY, "manifest: %s is not a transaction mode", what);
+        return cmig_err_set(err, CMIG_E_VERIFY, "%s is not a transaction mode", name[3]);
     f->tx = (enum cmig_txmode)mode;
-    snprintf(what, sizeof what, "migration %lld %s tx reason", (long long)version, dir);
-    if ((rc = col_text(st, col + 4, 0, &f->tx_reason, what, err)))
-        return rc;
-    snprintf(what, sizeof what, "migration %lld %s source", (long long)version, dir);
-    if ((rc = col_text(st, col + 5, 0, &f->source, what, err)))
-        return rc;
-    snprintf(what, sizeof what, "migration %lld %s source line", (long long)version, dir);
-    if ((rc = col_int(st, col + 6, &line, what, err)))
+    if ((rc = col_text(st, col + 4, 0, &f->tx_reason, name[4], err)) ||
+        (rc = col_text(st, col + 5, 0, &f->source, name[5], err)) ||
+        (rc = col_int(st, col + 6, &line, name[6], err)))
         return rc;
     if (line < 0 || line > UINT32_MAX)
-        return cmig_err_set(err, CMIG_E_VERIFY, "manifest: %s out of range", what);
+        return cmig_err_set(err, CMIG_E_VERIFY, "%s out of range", name[6]);
     f->source_line = (uint32_t)line;
     return 0;
 }
@@ -494,8 +489,10 @@ static int load_bundle_row(sqlite3 *db, struct cmig_manifest *m, struct cmig_err
         (rc = col_text(st, 4, 0, &m->source_revision, "source_revision", err)) ||
         (rc = col_text(st, 5, 0, &m->builder, "builder", err)) ||
         (rc = col_text(st, 6, 0, &m->driver, "driver", err)) ||
-        (rc = col_text(st, 7, 0, &m->dir_format, "dir_format", err)))
+        (rc = col_text(st, 7, 0, &m->dir_format, "dir_format", err))) {
+        cmig_err_prefix(err, "manifest: bundle");
         goto out;
+    }
     if (fv != CMIG_FORMAT_VERSION) {
         rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: format_version %lld is not supported",
                           (long long)fv);
@@ -592,23 +589,29 @@ static int load_migrations(sqlite3 *db, struct cmig_manifest *m, struct cmig_err
             goto out;
         }
         struct cmig_migration *mg = &m->migrations[m->n++];
-        if ((rc = col_int(st, 0, &mg->version, "migration version", err)))
+        if ((rc = col_int(st, 0, &mg->version, "migration version", err))) {
+            cmig_err_prefix(err, "manifest");
             goto out;
+        }
         if (mg->version < 0) {
             rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: negative migration version %lld",
                               (long long)mg->version);
             goto out;
         }
-        if ((rc = col_text(st, 1, 0, &mg->name, "migration name", err)))
+        if ((rc = col_text(st, 1, 0, &mg->name, "name", err))) {
+            cmig_err_prefix(err, "manifest: migration %lld", (long long)mg->version);
             goto out;
+        }
         if (!mg->name[0]) {
             rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: migration %lld has an empty name",
                               (long long)mg->version);
             goto out;
         }
-        if ((rc = read_file_cols(st, 2, 0, &mg->up, mg->version, "up", err)) ||
-            (rc = read_file_cols(st, 9, 1, &mg->down, mg->version, "down", err)))
+        if ((rc = read_file_cols(st, 2, 0, &mg->up, err)) ||
+            (rc = read_file_cols(st, 9, 1, &mg->down, err))) {
+            cmig_err_prefix(err, "manifest: migration %lld", (long long)mg->version);
             goto out;
+        }
     }
     if (step != SQLITE_DONE) {
         rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: %s", sqlite3_errmsg(db));
@@ -635,7 +638,10 @@ int cmig_manifest_load(struct cmig_manifest **out, const uint8_t *image, size_t 
         rc = cmig_err_nomem(err);
         goto out;
     }
-    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+    /* One thread per handle: SQLite's mutexes would cost more than the rest
+     * of a small manifest's load. */
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
         rc = cmig_err_nomem(err);
         goto out;
     }

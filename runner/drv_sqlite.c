@@ -344,8 +344,9 @@ static int sq_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
     c->busy_ms = c->busy_fixed_ms ? c->busy_fixed_ms : SQ_DEFAULT_BUSY_MS;
     c->stmt_timeout_ms = o->statement_timeout_ms > 0 ? o->statement_timeout_ms : 0;
 
-    if (sqlite3_open_v2(c->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(c->path, &c->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         if (!c->db) {
             rc = cmig_err_nomem(err);
             goto out;

@@ -44,7 +44,7 @@ static int try_load(const char *dir, const char *name, const struct cmig_driver 
         return -1;
     if (access(path, R_OK) != 0)
         return -1;
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    void *h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
     if (!h) {
         snprintf(why, why_cap, "cannot load '%s': %s", path, dlerror());
         return -2;

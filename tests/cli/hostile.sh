@@ -82,7 +82,7 @@ manifest-altered|all|manifest: unexpected schema object 'migration'
 manifest-trigger|all|manifest: unexpected schema object 't'
 manifest-index|all|manifest: unexpected schema object 'by_name'
 manifest-unsafe-path|all|manifest: migration 3: unsafe path '../x'
-manifest-bad-hex|all|manifest: migration 1 up sha256 is not 64 lower-case hex digits
+manifest-bad-hex|all|manifest: migration 1: up_sha256 is not 64 lower-case hex digits
 manifest-duplicate-path|all|manifest: path 'migrations/1_create_users.up.sql' is listed twice
 EOF
 )

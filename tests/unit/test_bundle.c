@@ -692,6 +692,45 @@ TEST(replaced_file_is_not_read)
     cmig_bundle_close(b);
 }
 
+/* A small bundle is read once: changing the file after open changes
+ * nothing the reader hands out. */
+TEST(small_bundle_is_read_once)
+{
+    struct cmig_err err;
+    char path[600];
+    tmp(path, sizeof path, "once.cmig");
+    CHECK_EQ_INT(build(path, key1, "1.2.3", &err), 0);
+    struct cmig_bundle *b = NULL;
+    CHECK_EQ_INT(open_with(&b, path, &ring1, 0, NULL, &err), 0);
+    if (!b)
+        return;
+    uint64_t size = file_size(path);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    CHECK(fd >= 0);
+    for (uint64_t at = 0; fd >= 0 && at < size; at++) {
+        uint8_t byte = 0xa5;
+        CHECK(pwrite(fd, &byte, 1, (off_t)at) == 1);
+    }
+    if (fd >= 0)
+        close(fd);
+    int calls = 0;
+    cmig_err_clear(&err);
+    CHECK_EQ_INT(cmig_bundle_each_file(b, NULL, count_fn, &calls, &err), 0);
+    CHECK(calls > 0);
+    cmig_bundle_close(b);
+}
+
+/* Limits that force the streamed path (read twice, every read hashed),
+ * which is what these tests probe. Small bundles are otherwise read once
+ * into memory, where later changes to the file cannot reach the reader. */
+static const struct cmig_limits *streamed(void)
+{
+    static struct cmig_limits l;
+    cmig_limits_default(&l);
+    l.in_memory_max = 0;
+    return &l;
+}
+
 /* Modifying the file in place after open is caught on the next walk. */
 TEST(modified_file_is_refused)
 {
@@ -703,7 +742,7 @@ TEST(modified_file_is_refused)
     for (uint64_t at = 20; at < size; at += size / 7) {
         CHECK_EQ_INT(build(path, key1, "1.2.3", &err), 0);
         struct cmig_bundle *b = NULL;
-        CHECK_EQ_INT(open_with(&b, path, &ring1, 0, NULL, &err), 0);
+        CHECK_EQ_INT(open_with(&b, path, &ring1, 0, streamed(), &err), 0);
         if (!b)
             return;
         int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -721,7 +760,7 @@ TEST(modified_file_is_refused)
     /* Growing the file is caught as well. */
     CHECK_EQ_INT(build(path, key1, "1.2.3", &err), 0);
     struct cmig_bundle *b = NULL;
-    CHECK_EQ_INT(open_with(&b, path, &ring1, 0, NULL, &err), 0);
+    CHECK_EQ_INT(open_with(&b, path, &ring1, 0, streamed(), &err), 0);
     FILE *f = fopen(path, "ab");
     CHECK(f && fwrite("more", 1, 4, f) == 4);
     if (f)
@@ -745,7 +784,7 @@ TEST(invisible_change_is_refused)
     tmp(path, sizeof path, "invisible.cmig");
     CHECK_EQ_INT(build(path, key1, "1.2.3", &err), 0);
     struct cmig_bundle *b = NULL;
-    CHECK_EQ_INT(open_with(&b, path, &ring1, 0, NULL, &err), 0);
+    CHECK_EQ_INT(open_with(&b, path, &ring1, 0, streamed(), &err), 0);
     if (!b)
         return;
     int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -765,7 +804,7 @@ TEST(invisible_change_is_refused)
     CHECK_EQ_INT(try_open(path, NULL, CMIG_OPEN_SKIP_SIGNATURE, NULL, &err), 0);
     /* Growing is named as such. */
     CHECK_EQ_INT(build(path, key1, "1.2.3", &err), 0);
-    CHECK_EQ_INT(open_with(&b, path, &ring1, 0, NULL, &err), 0);
+    CHECK_EQ_INT(open_with(&b, path, &ring1, 0, streamed(), &err), 0);
     FILE *f = fopen(path, "ab");
     CHECK(f && fwrite("x", 1, 1, f) == 1);
     if (f)
@@ -814,7 +853,7 @@ TEST(rewritten_manifest_is_refused)
         fclose(in);
     }
     struct cmig_bundle *b = NULL;
-    CHECK_EQ_INT(open_with(&b, path, NULL, CMIG_OPEN_SKIP_SIGNATURE, NULL, &err), 0);
+    CHECK_EQ_INT(open_with(&b, path, NULL, CMIG_OPEN_SKIP_SIGNATURE, streamed(), &err), 0);
     int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
     CHECK(fd >= 0 && bytes && write(fd, bytes, len) == (ssize_t)len);
     if (fd >= 0)
@@ -894,6 +933,7 @@ int main(void)
     RUN(limit_entry_header);
     RUN(limit_entries);
     RUN(replaced_file_is_not_read);
+    RUN(small_bundle_is_read_once);
     RUN(modified_file_is_refused);
     RUN(invisible_change_is_refused);
     RUN(rewritten_manifest_is_refused);

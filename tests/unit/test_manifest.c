@@ -446,7 +446,7 @@ TEST(refuse_format_version)
     refuse_sql("UPDATE bundle SET format_version = 2",
                "manifest: format_version 2 is not supported");
     refuse_sql("UPDATE bundle SET format_version = 'one'",
-               "manifest: format_version is not an integer");
+               "manifest: bundle: format_version is not an integer");
 }
 
 /* Damage no query of the loader would trip over: only quick_check sees
@@ -513,15 +513,15 @@ TEST(refuse_schema_changes)
 TEST(refuse_bad_hex)
 {
     refuse_sql("UPDATE migration SET up_sha256 = upper(up_sha256) WHERE version = 1",
-               "manifest: migration 1 up sha256 is not 64 lower-case hex digits");
+               "manifest: migration 1: up_sha256 is not 64 lower-case hex digits");
     refuse_sql("UPDATE migration SET up_sha256 = substr(up_sha256, 2) WHERE version = 1",
-               "migration 1 up sha256 is not 64 lower-case hex digits");
+               "migration 1: up_sha256 is not 64 lower-case hex digits");
     refuse_sql("UPDATE migration SET down_sha256 = 'g' || substr(down_sha256, 2) WHERE version = 1",
-               "migration 1 down sha256 is not 64 lower-case hex digits");
+               "migration 1: down_sha256 is not 64 lower-case hex digits");
     refuse_sql("UPDATE migration SET up_sha256 = up_sha256 || '0' WHERE version = 1",
                "not 64 lower-case hex digits");
     refuse_sql("UPDATE migration SET up_sha256 = x'00' WHERE version = 1",
-               "migration 1 up sha256 is not text");
+               "migration 1: up_sha256 is not text");
 }
 
 static void set_path(struct cmig_manifest *m, int which, const char *p)
@@ -607,33 +607,33 @@ TEST(refuse_negative_version)
 TEST(refuse_bad_values)
 {
     refuse_sql("UPDATE migration SET up_size = -1 WHERE version = 1",
-               "manifest: migration 1: negative size");
+               "manifest: migration 1: negative up_size");
     refuse_sql("UPDATE migration SET up_size = 'ten' WHERE version = 1",
-               "manifest: migration 1 up size is not an integer");
+               "manifest: migration 1: up_size is not an integer");
     refuse_sql("UPDATE migration SET up_size = 1.5 WHERE version = 1",
-               "migration 1 up size is not an integer");
+               "migration 1: up_size is not an integer");
     refuse_sql("UPDATE migration SET up_tx = 'maybe' WHERE version = 1",
-               "manifest: migration 1 up tx is not a transaction mode");
+               "manifest: migration 1: up_tx is not a transaction mode");
     refuse_sql("UPDATE migration SET down_tx = '' WHERE version = 1",
-               "migration 1 down tx is not a transaction mode");
+               "migration 1: down_tx is not a transaction mode");
     refuse_sql("UPDATE migration SET up_source_line = 4294967296 WHERE version = 1",
-               "manifest: migration 1 up source line out of range");
+               "manifest: migration 1: up_source_line out of range");
     refuse_sql("UPDATE migration SET up_source_line = -1 WHERE version = 1",
-               "migration 1 up source line out of range");
+               "migration 1: up_source_line out of range");
     refuse_sql("UPDATE migration SET down_size = 1 WHERE down_path IS NULL",
-               "manifest: migration 20240101120000 has down columns but no down path");
+               "manifest: migration 20240101120000: down_size is set but down_path is not");
     refuse_sql("UPDATE migration SET name = '' WHERE version = 1",
                "manifest: migration 1 has an empty name");
     refuse_sql("UPDATE migration SET name = 'a' || char(9) || 'b' WHERE version = 1",
-               "manifest: migration name is not valid text");
+               "manifest: migration 1: name is not valid text");
     refuse_sql("UPDATE migration SET name = CAST(x'ff' AS TEXT) WHERE version = 1",
-               "manifest: migration name is not valid text");
+               "manifest: migration 1: name is not valid text");
     refuse_sql("UPDATE migration SET name = 'a' || char(0) || 'b' WHERE version = 1",
-               "migration name is not valid text");
+               "migration 1: name is not valid text");
     refuse_sql("UPDATE migration SET name = x'41' WHERE version = 1",
-               "manifest: migration name is not text");
+               "manifest: migration 1: name is not text");
     refuse_sql("UPDATE migration SET up_tx_reason = printf('%5000s', 'x') WHERE version = 1",
-               "manifest: migration 1 up tx reason is not valid text");
+               "manifest: migration 1: up_tx_reason is not valid text");
     refuse_sql("UPDATE bundle SET name = 'bad name'", "manifest: invalid bundle name 'bad name'");
     refuse_sql("UPDATE bundle SET version = '1.0'", "manifest");
     refuse_sql("UPDATE bundle SET version = 'v1.0.0'", "v1.0.0");
@@ -641,8 +641,8 @@ TEST(refuse_bad_values)
     refuse_sql("UPDATE bundle SET dir_format = 'auto'",
                "manifest: unknown directory format 'auto'");
     refuse_sql("UPDATE bundle SET dir_format = 'svn'", "unknown directory format 'svn'");
-    refuse_sql("UPDATE bundle SET created_at = 'soon'", "manifest: created_at is not an integer");
-    refuse_sql("UPDATE bundle SET builder = x'41'", "manifest: builder is not text");
+    refuse_sql("UPDATE bundle SET created_at = 'soon'", "manifest: bundle: created_at is not an integer");
+    refuse_sql("UPDATE bundle SET builder = x'41'", "manifest: bundle: builder is not text");
     refuse_sql("DELETE FROM bundle", "manifest: no bundle row");
     refuse_sql("INSERT INTO bundle SELECT * FROM bundle", "manifest: more than one bundle row");
 }

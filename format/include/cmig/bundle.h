@@ -41,6 +41,11 @@ struct cmig_limits {
     uint64_t max_total_bytes;    /* sum of all uncompressed entry sizes */
     uint32_t max_entries;        /* number of archive entries */
     uint32_t max_ratio;          /* uncompressed / compressed bytes */
+    uint64_t in_memory_max;      /* bundles up to this size are read once into
+                                    memory: the signature then covers exactly
+                                    the bytes parsed, and nothing is re-read;
+                                    larger ones are streamed twice from the
+                                    same descriptor, every read hashed */
 };
 
 /* The defaults documented in docs/FORMAT.md. */
