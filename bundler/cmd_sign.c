@@ -73,8 +73,9 @@ int cmd_sign(int argc, char **argv)
     if ((rc = cmig_bundle_open(&b, path, &unverified, &err)))
         goto out;
     const struct cmig_manifest *m = cmig_bundle_manifest(b);
-    if ((rc = cmig_sign_file(path, sig_path, sk, m->name, m->version.text,
-                             cmig_bundle_manifest_sha256(b), &err)))
+    struct cmig_claim claim;
+    cmig_claim_of(&claim, m, cmig_bundle_manifest_sha256(b));
+    if ((rc = cmig_sign_file(path, sig_path, sk, &claim, &err)))
         goto out;
     struct cmig_pubkey pk;
     cmig_seckey_pubkey(sk, &pk);

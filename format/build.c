@@ -622,20 +622,18 @@ int cmig_write_file_atomic(const char *path, const void *data, size_t len, unsig
 }
 
 static int sign_text(const struct cmig_seckey *key, const uint8_t prehash[CMIG_PREHASH_BYTES],
-                     const char *name, const char *version, const uint8_t manifest_sha256[32],
-                     char **text, size_t *len, struct cmig_err *err)
+                     const struct cmig_claim *claim, char **text, size_t *len,
+                     struct cmig_err *err)
 {
     char tc[CMIG_TRUSTED_COMMENT_MAX + 1], uc[CMIG_COMMENT_MAX + 1];
-    if (cmig_trusted_comment_format(tc, sizeof tc, name, version, manifest_sha256,
-                                    CMIG_FORMAT_VERSION))
+    if (cmig_trusted_comment_format(tc, sizeof tc, claim))
         return cmig_err_set(err, CMIG_E_INTERNAL, "trusted comment too long");
-    snprintf(uc, sizeof uc, "signature of cmig bundle %s %s", name, version);
+    snprintf(uc, sizeof uc, "signature of cmig bundle %s %s", claim->name, claim->version);
     return cmig_sig_create(key, prehash, uc, tc, text, len, err);
 }
 
 int cmig_sign_file(const char *bundle_path, const char *sig_path, const struct cmig_seckey *key,
-                   const char *name, const char *version, const uint8_t manifest_sha256[32],
-                   struct cmig_err *err)
+                   const struct cmig_claim *claim, struct cmig_err *err)
 {
     uint8_t prehash[CMIG_PREHASH_BYTES];
     uint64_t size;
@@ -649,7 +647,7 @@ int cmig_sign_file(const char *bundle_path, const char *sig_path, const struct c
     int rc = cmig_prehash_fd(fd, lim.max_bundle_bytes, prehash, &size, bundle_path, err);
     close(fd);
     if (!rc)
-        rc = sign_text(key, prehash, name, version, manifest_sha256, &text, &len, err);
+        rc = sign_text(key, prehash, claim, &text, &len, err);
     if (!rc)
         rc = cmig_write_file_atomic(sig_path, text, len, 0644, err);
     free(text);
@@ -711,8 +709,9 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
             rc = cmig_err_nomem(err);
             goto out;
         }
-        if ((rc = sign_text(o->key, prehash, p.m.name, p.m.version.text, res->manifest_sha256,
-                            &sig_text, &sig_len, err)))
+        struct cmig_claim claim;
+        cmig_claim_of(&claim, &p.m, res->manifest_sha256);
+        if ((rc = sign_text(o->key, prehash, &claim, &sig_text, &sig_len, err)))
             goto out;
     }
     /* The bundle first, then its signature: in between, the old signature

@@ -39,6 +39,7 @@ struct cmig_bundle {
     uint8_t prehash[CMIG_PREHASH_BYTES];
     struct cmig_pubkey signer;
     char trusted_comment[CMIG_TRUSTED_COMMENT_MAX + 1];
+    struct cmig_claim claim; /* what the trusted comment says, when signed */
     uint8_t manifest_sha256[32];
     struct cmig_manifest *manifest;
     /* The expected archive entries after the manifest, in order. */
@@ -126,9 +127,6 @@ static int check_signature(struct cmig_bundle *b, const struct cmig_open_opts *o
     struct cmig_sig *sig = NULL;
     char *sig_path = NULL;
     int rc;
-    char name[CMIG_BUNDLE_NAME_MAX + 1], version[CMIG_SEMVER_MAX + 1];
-    int fmt;
-
     if (!o->keys || o->keys->n == 0) {
         rc = cmig_err_set(err, CMIG_E_USAGE, "no trusted public key given");
         goto out;
@@ -175,14 +173,14 @@ static int check_signature(struct cmig_bundle *b, const struct cmig_open_opts *o
         goto out;
     b->signer = *key;
     memcpy(b->trusted_comment, sig->trusted_comment, sizeof b->trusted_comment);
-    if ((rc = cmig_trusted_comment_parse(sig->trusted_comment, name, sizeof name, version,
-                                         sizeof version, b->manifest_sha256, &fmt, err)))
+    if ((rc = cmig_trusted_comment_parse(sig->trusted_comment, &b->claim, err)))
         goto out;
-    if (fmt != CMIG_FORMAT_VERSION) {
+    if (b->claim.format_version != CMIG_FORMAT_VERSION) {
         rc = cmig_err_set(err, CMIG_E_VERIFY, "signed for format version %d; this cmig reads %d",
-                          fmt, CMIG_FORMAT_VERSION);
+                          b->claim.format_version, CMIG_FORMAT_VERSION);
         goto out;
     }
+    memcpy(b->manifest_sha256, b->claim.manifest_sha256, 32);
     b->is_signed = 1;
 out:
     free(sig_path);
@@ -464,16 +462,20 @@ static int walk_manifest(struct walk *w, struct archive_entry *e)
     if ((rc = cmig_manifest_load(&b->manifest, image, (size_t)size, err)))
         goto out;
     if (b->is_signed) {
-        char name_tc[CMIG_BUNDLE_NAME_MAX + 1], version_tc[CMIG_SEMVER_MAX + 1];
-        uint8_t unused[32];
-        int fmt;
-        cmig_trusted_comment_parse(b->trusted_comment, name_tc, sizeof name_tc, version_tc,
-                                   sizeof version_tc, unused, &fmt, err);
-        if (strcmp(name_tc, b->manifest->name) != 0 ||
-            strcmp(version_tc, b->manifest->version.text) != 0) {
+        struct cmig_claim own;
+        cmig_claim_of(&own, b->manifest, b->manifest_sha256);
+        if (strcmp(b->claim.name, own.name) != 0 || strcmp(b->claim.version, own.version) != 0) {
             rc = cmig_err_set(err, CMIG_E_VERIFY,
-                              "signed as '%s %s' but the manifest says '%s %s'", name_tc,
-                              version_tc, b->manifest->name, b->manifest->version.text);
+                              "signed as '%s %s' but the manifest says '%s %s'", b->claim.name,
+                              b->claim.version, own.name, own.version);
+            goto out;
+        }
+        if (b->claim.migrations != own.migrations || b->claim.last != own.last) {
+            rc = cmig_err_set(err, CMIG_E_VERIFY,
+                              "signed as %llu migrations up to %lld but the manifest holds %llu "
+                              "up to %lld",
+                              (unsigned long long)b->claim.migrations, (long long)b->claim.last,
+                              (unsigned long long)own.migrations, (long long)own.last);
             goto out;
         }
     }
@@ -694,6 +696,8 @@ int cmig_bundle_open(struct cmig_bundle **out, const char *path, const struct cm
         goto out;
     if (!(o->flags & CMIG_OPEN_SKIP_SIGNATURE) && (rc = check_signature(b, o, err)))
         goto out;
+    if ((o->flags & CMIG_OPEN_SIGNATURE_ONLY) && !(o->flags & CMIG_OPEN_SKIP_SIGNATURE))
+        goto out;
 
     struct walk w = {.b = b, .err = err};
     w.mode = (o->flags & CMIG_OPEN_MANIFEST_ONLY) ? WALK_OPEN_MANIFEST_ONLY : WALK_OPEN;
@@ -722,6 +726,22 @@ int cmig_bundle_each_file(struct cmig_bundle *b,
     if (rc && err->code != CMIG_OK && rc == err->code && rc == CMIG_E_VERIFY)
         cmig_err_prefix(err, "bundle '%s'", b->path);
     return rc;
+}
+
+int cmig_bundle_load_manifest(struct cmig_bundle *b, struct cmig_err *err)
+{
+    if (b->manifest)
+        return 0;
+    struct walk w = {.b = b, .mode = WALK_OPEN_MANIFEST_ONLY, .err = err};
+    int rc = walk(&w);
+    if (rc)
+        cmig_err_prefix(err, "bundle '%s'", b->path);
+    return rc;
+}
+
+const struct cmig_claim *cmig_bundle_claim(const struct cmig_bundle *b)
+{
+    return b->is_signed ? &b->claim : NULL;
 }
 
 const struct cmig_manifest *cmig_bundle_manifest(const struct cmig_bundle *b)

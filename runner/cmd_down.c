@@ -108,7 +108,7 @@ int cmd_down(struct run_config *cfg)
         cmig_err_set(&err, CMIG_E_USAGE, "down needs --to VERSION (use --to 0 to revert all)");
         return run_fail(cfg, "usage", &err);
     }
-    if ((rc = session_bundle(&s, 0, &err))) {
+    if ((rc = session_bundle(&s, BUNDLE_MANIFEST, &err))) {
         event = "bundle.refused";
         goto fail;
     }

@@ -40,7 +40,7 @@ int cmd_force(struct run_config *cfg)
     memset(&h, 0, sizeof h);
     if ((rc = parse_version_arg(cfg->arg, &v, &err)))
         return run_fail(cfg, "usage", &err);
-    if ((rc = session_bundle(&s, 0, &err))) {
+    if ((rc = session_bundle(&s, BUNDLE_MANIFEST, &err))) {
         event = "bundle.refused";
         goto fail;
     }

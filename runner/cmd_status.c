@@ -133,7 +133,7 @@ int cmd_status(struct run_config *cfg)
     cmig_err_clear(&why);
     memset(&h, 0, sizeof h);
     memset(&p, 0, sizeof p);
-    if ((rc = session_bundle(&s, 0, &err))) {
+    if ((rc = session_bundle(&s, BUNDLE_MANIFEST, &err))) {
         event = "bundle.refused";
         goto fail;
     }

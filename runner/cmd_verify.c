@@ -12,7 +12,7 @@ int cmd_verify(struct run_config *cfg)
     struct session s = {.cfg = cfg, .t0_ms = now_ms()};
     struct cmig_err err;
     cmig_err_clear(&err);
-    int rc = session_bundle(&s, 1, &err);
+    int rc = session_bundle(&s, BUNDLE_FULL, &err);
     if (rc) {
         session_end(&s);
         return run_fail(cfg, "bundle.refused", &err);

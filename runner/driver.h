@@ -66,6 +66,17 @@ struct cmig_conn_opts {
     volatile int *interrupted;
 };
 
+/* What the no-op fast path compares with a bundle's signed claim: this
+ * bundle's record and a summary of its history, in one round trip. */
+struct cmig_quick_state {
+    int present;             /* the record of this bundle exists */
+    char version[256];       /* the recorded bundle version */
+    uint8_t manifest_sha256[32];
+    uint64_t applied;        /* history rows of this bundle */
+    int64_t last;            /* their highest version, -1 when none */
+    int dirty;               /* whether any of them is dirty */
+};
+
 /* One row of history: a migration applied (or being applied) to the database. */
 struct cmig_applied {
     int64_t version;
@@ -176,6 +187,12 @@ struct cmig_driver {
     /* Asks the running statement to stop. Must be async-signal-safe: the
      * core calls it from its SIGTERM/SIGINT handler. */
     void (*cancel)(struct cmig_conn *c);
+
+    /* Optional (NULL: the core always reads the full history). The record
+     * and history summary of one bundle, without the lock, in one round
+     * trip. Missing tables are not an error: present = 0. */
+    int (*quick_state)(struct cmig_conn *c, const char *bundle, struct cmig_quick_state *out,
+                       struct cmig_err *err);
 };
 
 /* The built-in SQLite driver. */

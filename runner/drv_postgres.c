@@ -964,6 +964,41 @@ out:
     return rc;
 }
 
+/* The no-op fast path's one query: this bundle's record and a summary of
+ * its history. No cmig tables yet (42P01) just means nothing is recorded. */
+static const char Q_QUICK[] =
+    "SELECT b.version, b.manifest_sha256, h.n, h.last, h.dirty FROM cmig_bundles AS b, "
+    "LATERAL (SELECT count(*) AS n, coalesce(max(version), -1) AS last, "
+    "coalesce(bool_or(dirty), false) AS dirty FROM cmig_history WHERE bundle = $1) AS h "
+    "WHERE b.bundle = $1";
+
+static int pg_quick_state(struct cmig_conn *c, const char *bundle, struct cmig_quick_state *out,
+                          struct cmig_err *err)
+{
+    const char *params[1] = {bundle};
+    memset(out, 0, sizeof *out);
+    PGresult *res = PQexecParams(c->pg, Q_QUICK, 1, NULL, params, NULL, NULL, 0);
+    int rc = 0;
+    if (!segment_ok(res)) {
+        if (!undefined_table(res))
+            rc = db_fail(err, CMIG_E_DB, res, c->pg, "cannot read the migration history");
+        PQclear(res);
+        return rc;
+    }
+    if (PQntuples(res) == 1 && hex_decode(out->manifest_sha256, PQgetvalue(res, 0, 1)) == 0 &&
+        parse_i64(PQgetvalue(res, 0, 3), &out->last) == 0) {
+        int64_t n = 0;
+        snprintf(out->version, sizeof out->version, "%s", PQgetvalue(res, 0, 0));
+        if (parse_i64(PQgetvalue(res, 0, 2), &n) == 0 && n >= 0) {
+            out->applied = (uint64_t)n;
+            out->dirty = PQgetvalue(res, 0, 4)[0] == 't';
+            out->present = 1;
+        }
+    }
+    PQclear(res);
+    return 0;
+}
+
 /* ---- schema --------------------------------------------------------- */
 
 static const char Q_SCHEMA_CHECK[] =
@@ -1731,6 +1766,7 @@ EXPORT const struct cmig_driver cmig_driver_postgres = {
     .open = pg_open,
     .close = pg_close,
     .read_history = pg_read_history,
+    .quick_state = pg_quick_state,
     .lock = pg_lock,
     .unlock = pg_unlock,
     .ensure_schema = pg_ensure_schema,

@@ -45,9 +45,16 @@ int64_t now_ms(void);
 /* Installs the SIGTERM/SIGINT handlers that cancel the running statement. */
 void signals_install(void);
 
-/* Verifies the bundle (signature and manifest; with full, every entry too).
- * Logs bundle.verified. */
-int session_bundle(struct session *s, int full, struct cmig_err *err);
+enum bundle_depth {
+    BUNDLE_SIGNATURE, /* the signature and its claim only: no byte decompressed */
+    BUNDLE_MANIFEST,  /* and the manifest */
+    BUNDLE_FULL       /* and every archive entry */
+};
+
+/* Verifies the bundle as deep as asked. Logs bundle.verified. With
+ * BUNDLE_SIGNATURE, s->m stays NULL until session_load_manifest. */
+int session_bundle(struct session *s, enum bundle_depth depth, struct cmig_err *err);
+int session_load_manifest(struct session *s, struct cmig_err *err);
 
 /* Checks the whole archive of an already opened bundle (before any change
  * is made to a database). */

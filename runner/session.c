@@ -83,14 +83,42 @@ int run_fail(const struct run_config *cfg, const char *event, const struct cmig_
     return exit_for(code);
 }
 
-int session_bundle(struct session *s, int full, struct cmig_err *err)
+/* A SQL bundle may run on another SQL database (with a warning); never on
+ * MongoDB, nor the reverse. */
+static int check_driver(const struct session *s, struct cmig_err *err)
+{
+    if (!s->m || !s->drv || strcmp(s->m->driver, s->drv->name) == 0)
+        return 0;
+    int both_sql = strcmp(s->m->driver, "mongodb") != 0 && strcmp(s->drv->name, "mongodb") != 0;
+    if (!both_sql)
+        return cmig_err_set(err, CMIG_E_USAGE, "bundle '%s' was built for %s, not %s",
+                            s->m->name, s->m->driver, s->drv->name);
+    LOGF(LOG_WARN, "bundle.driver_mismatch", "bundle '%s' was built for %s; running it on %s",
+         s->m->name, s->m->driver, s->drv->name);
+    return 0;
+}
+
+int session_load_manifest(struct session *s, struct cmig_err *err)
+{
+    if (s->m)
+        return 0;
+    int rc = cmig_bundle_load_manifest(s->bundle, err);
+    if (rc)
+        return rc;
+    s->m = cmig_bundle_manifest(s->bundle);
+    return check_driver(s, err);
+}
+
+int session_bundle(struct session *s, enum bundle_depth depth, struct cmig_err *err)
 {
     const struct run_config *cfg = s->cfg;
     struct cmig_keyring ring = {0, NULL};
     int rc = 0;
     if (!cfg->bundle)
         return cmig_err_set(err, CMIG_E_USAGE, "no bundle: give --bundle FILE or set CMIG_BUNDLE");
-    unsigned flags = full ? 0 : CMIG_OPEN_MANIFEST_ONLY;
+    unsigned flags = depth == BUNDLE_FULL       ? 0
+                     : depth == BUNDLE_MANIFEST ? CMIG_OPEN_MANIFEST_ONLY
+                                                : CMIG_OPEN_SIGNATURE_ONLY;
     if (cfg->skip_verify) {
         const char *confirm = getenv("CMIG_INSECURE_SKIP_VERIFY");
         int confirmed = cfg->skip_verify >= 2 ||
@@ -102,7 +130,10 @@ int session_bundle(struct session *s, int full, struct cmig_err *err)
         LOGF(LOG_WARN, "bundle.unverified",
              "signature NOT verified (--insecure-skip-verify): '%s' is trusted blindly",
              cfg->bundle);
-        flags |= CMIG_OPEN_SKIP_SIGNATURE;
+        /* Nothing signed to go by: always read the manifest. */
+        flags = (flags & ~CMIG_OPEN_SIGNATURE_ONLY) | CMIG_OPEN_SKIP_SIGNATURE;
+        if (depth == BUNDLE_SIGNATURE)
+            flags |= CMIG_OPEN_MANIFEST_ONLY;
     } else {
         for (int i = 0; i < cfg->n_trusted && !rc; i++)
             rc = cmig_keyring_add_spec(&ring, cfg->trusted[i], err);
@@ -123,14 +154,17 @@ int session_bundle(struct session *s, int full, struct cmig_err *err)
         return rc;
     s->m = cmig_bundle_manifest(s->bundle);
     const struct cmig_pubkey *signer = cmig_bundle_signer(s->bundle);
+    const struct cmig_claim *claim = cmig_bundle_claim(s->bundle);
     char id[17] = "none";
     if (signer)
         cmig_keyid_hex(signer->id, id);
+    const char *name = s->m ? s->m->name : claim->name;
+    const char *version = s->m ? s->m->version.text : claim->version;
+    long long n = s->m ? (long long)s->m->n : (long long)claim->migrations;
     LOGV(LOG_DEBUG, "bundle.verified",
-         FS("bundle", s->m->name) COMMA_SEP FS("version", s->m->version.text) COMMA_SEP
-             FI("migrations", s->m->n) COMMA_SEP FS("key_id", id),
-         "bundle %s %s verified (%zu migrations, key %s)", s->m->name, s->m->version.text,
-         s->m->n, id);
+         FS("bundle", name) COMMA_SEP FS("version", version) COMMA_SEP FI("migrations", n)
+             COMMA_SEP FS("key_id", id),
+         "bundle %s %s verified (%lld migrations, key %s)", name, version, n, id);
     return 0;
 }
 
@@ -165,15 +199,8 @@ int session_connect(struct session *s, struct cmig_err *err)
                             "CMIG_DATABASE_URL_FILE");
     if ((rc = driver_for_url(cfg->database_url, &s->drv, &s->plugin, err)))
         return rc;
-    if (s->m && strcmp(s->m->driver, s->drv->name) != 0) {
-        int both_sql = strcmp(s->m->driver, "mongodb") != 0 && strcmp(s->drv->name, "mongodb") != 0;
-        if (!both_sql)
-            return cmig_err_set(err, CMIG_E_USAGE, "bundle '%s' was built for %s, not %s",
-                                s->m->name, s->m->driver, s->drv->name);
-        LOGF(LOG_WARN, "bundle.driver_mismatch",
-             "bundle '%s' was built for %s; running it on %s", s->m->name, s->m->driver,
-             s->drv->name);
-    }
+    if ((rc = check_driver(s, err)))
+        return rc;
     struct cmig_conn_opts o = {
         .url = cfg->database_url,
         .wait_ms = cfg->wait_ms,

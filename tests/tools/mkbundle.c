@@ -1163,11 +1163,17 @@ static int make(const char *key_path, const char *out, const struct scenario *sc
     char tc[CMIG_TRUSTED_COMMENT_MAX + 1];
     if (p.tc_text) {
         snprintf(tc, sizeof tc, "%s", p.tc_text);
-    } else if (cmig_trusted_comment_format(tc, sizeof tc, p.tc_name ? p.tc_name : p.m->name,
-                                           p.tc_version ? p.tc_version : p.m->version.text, sha,
-                                           p.tc_format ? p.tc_format : CMIG_FORMAT_VERSION)) {
-        fail("trusted comment too long");
-        goto out;
+    } else {
+        struct cmig_claim claim;
+        cmig_claim_of(&claim, p.m, sha);
+        snprintf(claim.name, sizeof claim.name, "%s", p.tc_name ? p.tc_name : p.m->name);
+        snprintf(claim.version, sizeof claim.version, "%s",
+                 p.tc_version ? p.tc_version : p.m->version.text);
+        claim.format_version = p.tc_format ? p.tc_format : CMIG_FORMAT_VERSION;
+        if (cmig_trusted_comment_format(tc, sizeof tc, &claim)) {
+            fail("trusted comment too long");
+            goto out;
+        }
     }
     rc = sign(out, k, tc);
 out:

@@ -169,6 +169,7 @@ static int write_hostile(const char *path, const struct cmig_manifest *m, const 
     size_t img_len = 0;
     int rc = -1;
     char *sig = NULL, sig_path[700], tc[CMIG_TRUSTED_COMMENT_MAX + 1];
+    struct cmig_claim claim;
     size_t sig_len = 0;
     struct archive *a = archive_write_new();
     cmig_err_clear(&err);
@@ -200,8 +201,7 @@ static int write_hostile(const char *path, const struct cmig_manifest *m, const 
     int r = cmig_prehash_fd(fd, UINT64_MAX, prehash, NULL, path, &err);
     close(fd);
     if (r ||
-        cmig_trusted_comment_format(tc, sizeof tc, m->name, m->version.text, sha,
-                                    CMIG_FORMAT_VERSION) ||
+        (cmig_claim_of(&claim, m, sha), cmig_trusted_comment_format(tc, sizeof tc, &claim)) ||
         cmig_sig_create(key1, prehash, NULL, tc, &sig, &sig_len, &err))
         goto out;
     snprintf(sig_path, sizeof sig_path, "%s.minisig", path);
@@ -284,7 +284,8 @@ TEST(roundtrip_signed)
     CHECK(cmig_bundle_signer(b) && memcmp(cmig_bundle_signer(b)->id, pub1.id, 8) == 0);
     char hex[65], want[200];
     cmig_hex32(cmig_bundle_manifest_sha256(b), hex);
-    snprintf(want, sizeof want, "cmig-bundle name=app version=1.2.3 manifest-sha256=%s format=1",
+    snprintf(want, sizeof want,
+             "cmig-bundle name=app version=1.2.3 manifest-sha256=%s migrations=4 last=4 format=1",
              hex);
     CHECK_STR(cmig_bundle_trusted_comment(b), want);
     CHECK_EQ_INT(cmig_bundle_size(b), file_size(signed_path));

@@ -51,11 +51,11 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
                struct cmig_err *err);
 
 /* Signs an existing bundle file: the caller has opened it (verified
- * structure, CMIG_OPEN_SKIP_SIGNATURE) to learn name, version and manifest
- * hash. Writes sig_path atomically. */
+ * structure, CMIG_OPEN_SKIP_SIGNATURE) to learn what it claims (see
+ * cmig_claim_of). Writes sig_path atomically. */
+struct cmig_claim;
 int cmig_sign_file(const char *bundle_path, const char *sig_path, const struct cmig_seckey *key,
-                   const char *name, const char *version, const uint8_t manifest_sha256[32],
-                   struct cmig_err *err);
+                   const struct cmig_claim *claim, struct cmig_err *err);
 
 /* How a migration differs between two manifests. */
 enum cmig_diff_kind {

@@ -53,10 +53,13 @@ void cmig_limits_default(struct cmig_limits *l);
 
 enum {
     CMIG_OPEN_MANIFEST_ONLY = 1u << 0,  /* stop after the manifest (step 5 skipped) */
-    CMIG_OPEN_SKIP_SIGNATURE = 1u << 1  /* no signature: steps 1-3 skipped; the
+    CMIG_OPEN_SKIP_SIGNATURE = 1u << 1, /* no signature: steps 1-3 skipped; the
                                            manifest hash is then not checked
                                            against anything signed. Callers
                                            must say so loudly. */
+    CMIG_OPEN_SIGNATURE_ONLY = 1u << 2  /* steps 1-3 only: the archive is not
+                                           read (cmig_bundle_manifest returns
+                                           NULL until cmig_bundle_load_manifest) */
 };
 
 struct cmig_open_opts {
@@ -104,16 +107,33 @@ int cmig_bundle_each_file(struct cmig_bundle *b,
 /* Closes the file and frees everything; NULL is fine. */
 void cmig_bundle_close(struct cmig_bundle *b);
 
-/* The trusted comment cmig signs: "cmig-bundle name=NAME version=VERSION
- * manifest-sha256=HEX format=N". */
-int cmig_trusted_comment_format(char *buf, size_t cap, const char *name, const char *version,
-                                const uint8_t manifest_sha256[32], int format_version);
+/* What a bundle's signed trusted comment claims. */
+struct cmig_claim {
+    char name[CMIG_BUNDLE_NAME_MAX + 1];
+    char version[CMIG_SEMVER_MAX + 1];
+    uint8_t manifest_sha256[32];
+    uint64_t migrations; /* number of migrations in the manifest */
+    int64_t last;        /* highest migration version, -1 when there is none */
+    int format_version;
+};
 
-/* Parses such a comment; name and version are copied into the caller's
- * buffers (name_cap, version_cap bytes). CMIG_E_VERIFY when it is not a
- * cmig trusted comment. */
-int cmig_trusted_comment_parse(const char *tc, char *name, size_t name_cap, char *version,
-                               size_t version_cap, uint8_t manifest_sha256[32],
-                               int *format_version, struct cmig_err *err);
+/* The claim a manifest makes about itself (everything but the hash). */
+void cmig_claim_of(struct cmig_claim *c, const struct cmig_manifest *m,
+                   const uint8_t manifest_sha256[32]);
+
+/* The trusted comment cmig signs: "cmig-bundle name=NAME version=VERSION
+ * manifest-sha256=HEX migrations=N last=V format=N" (docs/FORMAT.md). */
+int cmig_trusted_comment_format(char *buf, size_t cap, const struct cmig_claim *c);
+
+/* Parses such a comment. CMIG_E_VERIFY when it is not a cmig trusted
+ * comment. */
+int cmig_trusted_comment_parse(const char *tc, struct cmig_claim *out, struct cmig_err *err);
+
+/* The signed claim of an opened bundle, or NULL with SKIP_SIGNATURE. */
+const struct cmig_claim *cmig_bundle_claim(const struct cmig_bundle *b);
+
+/* After an open with CMIG_OPEN_SIGNATURE_ONLY: reads and checks the
+ * manifest (as a MANIFEST_ONLY open does), from the same verified file. */
+int cmig_bundle_load_manifest(struct cmig_bundle *b, struct cmig_err *err);
 
 #endif
