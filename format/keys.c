@@ -28,7 +28,7 @@
 
 #include <sodium.h>
 
-#include "b64.h"
+#include "mstext.h"
 
 #define COMMENT_PREFIX "untrusted comment: "
 #define COMMENT_PREFIX_LEN (sizeof COMMENT_PREFIX - 1)
@@ -89,29 +89,6 @@ static void le64_store(uint8_t *p, uint64_t v) {
     }
 }
 
-/* Takes the next line of text[*pos..len) into line and line_len (without its
- * terminator) and moves *pos past it. Returns NULL, or why the line is
- * refused. The caller checks *pos < len first. */
-static const char *take_line(const char *text, size_t len, size_t *pos, size_t cap,
-                             const char **line, size_t *line_len) {
-    size_t start = *pos;
-    const char *nl = memchr(text + start, '\n', len - start);
-    size_t end = nl ? (size_t)(nl - text) : len;
-    size_t next = nl ? end + 1 : len;
-
-    if (nl && end > start && text[end - 1] == '\r')
-        end--;
-    if (memchr(text + start, '\0', end - start))
-        return "line contains a NUL byte";
-    if (memchr(text + start, '\r', end - start))
-        return "line contains a carriage return";
-    if (end - start > cap)
-        return "line too long";
-    *line = text + start;
-    *line_len = end - start;
-    *pos = next;
-    return NULL;
-}
 
 static int has_comment_prefix(const char *line, size_t n) {
     return n >= COMMENT_PREFIX_LEN && memcmp(line, COMMENT_PREFIX, COMMENT_PREFIX_LEN) == 0;
@@ -132,12 +109,12 @@ static const char *pubkey_decode(struct cmig_pubkey *out, const char *text, size
 
     if (len == 0)
         return "empty";
-    if ((why = take_line(text, len, &pos, COMMENT_LINE_MAX, &line, &n)) != NULL)
+    if ((why = cmig_mstext_line(text, len, &pos, COMMENT_LINE_MAX, &line, &n)) != NULL)
         return why;
     if (has_comment_prefix(line, n)) {
         if (pos >= len)
             return "missing key line after the comment";
-        if ((why = take_line(text, len, &pos, COMMENT_LINE_MAX, &b64, &b64_len)) != NULL)
+        if ((why = cmig_mstext_line(text, len, &pos, COMMENT_LINE_MAX, &b64, &b64_len)) != NULL)
             return why;
     } else if (pos < len) {
         return "first line does not start with \"" COMMENT_PREFIX "\"";
@@ -308,13 +285,13 @@ static const char *seckey_decode(uint8_t *blob, const char *text, size_t len) {
 
     if (!text || len == 0)
         return "empty";
-    if ((why = take_line(text, len, &pos, COMMENT_LINE_MAX, &line, &n)) != NULL)
+    if ((why = cmig_mstext_line(text, len, &pos, COMMENT_LINE_MAX, &line, &n)) != NULL)
         return why;
     if (!has_comment_prefix(line, n))
         return "first line does not start with \"" COMMENT_PREFIX "\"";
     if (pos >= len)
         return "missing key line after the comment";
-    if ((why = take_line(text, len, &pos, COMMENT_LINE_MAX, &line, &n)) != NULL)
+    if ((why = cmig_mstext_line(text, len, &pos, COMMENT_LINE_MAX, &line, &n)) != NULL)
         return why;
     if (pos != len)
         return "unexpected text after the key line";

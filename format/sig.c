@@ -27,7 +27,7 @@
 
 #include <sodium.h>
 
-#include "b64.h"
+#include "mstext.h"
 
 #define UNTRUSTED_PREFIX "untrusted comment: "
 #define TRUSTED_PREFIX "trusted comment: "
@@ -59,29 +59,6 @@ static int sodium_ready(struct cmig_err *err) {
     return 0;
 }
 
-/* Takes the next line of text[*pos..len) into line and line_len (without
- * its terminator) and moves *pos past it. Returns NULL, or why the line is
- * refused. The caller checks *pos < len first. */
-static const char *take_line(const char *text, size_t len, size_t *pos, size_t cap,
-                             const char **line, size_t *line_len) {
-    size_t start = *pos;
-    const char *nl = memchr(text + start, '\n', len - start);
-    size_t end = nl ? (size_t)(nl - text) : len;
-    size_t next = nl ? end + 1 : len;
-
-    if (nl && end > start && text[end - 1] == '\r')
-        end--;
-    if (memchr(text + start, '\0', end - start))
-        return "line contains a NUL byte";
-    if (memchr(text + start, '\r', end - start))
-        return "line contains a carriage return";
-    if (end - start > cap)
-        return "line too long";
-    *line = text + start;
-    *line_len = end - start;
-    *pos = next;
-    return NULL;
-}
 
 
 /* Takes one line that must start with prefix (else returns bad_prefix);
@@ -93,7 +70,7 @@ static const char *take_comment(const char *text, size_t len, size_t *pos, const
     const char *line, *why;
     size_t n;
 
-    if ((why = take_line(text, len, pos, plen + cap, &line, &n)) != NULL)
+    if ((why = cmig_mstext_line(text, len, pos, plen + cap, &line, &n)) != NULL)
         return why;
     if (n < plen || memcmp(line, prefix, plen) != 0)
         return bad_prefix;
@@ -115,7 +92,7 @@ static const char *sig_decode(struct cmig_sig *out, const char *text, size_t len
         return why;
     if (pos >= len)
         return "missing signature line";
-    if ((why = take_line(text, len, &pos, SIG_B64_LEN, &line, &n)) != NULL)
+    if ((why = cmig_mstext_line(text, len, &pos, SIG_B64_LEN, &line, &n)) != NULL)
         return why;
     if (cmig_b64_exact(blob, sizeof blob, line, n) != 0)
         return "second line is not base64 of a 74-byte signature";
@@ -134,7 +111,7 @@ static const char *sig_decode(struct cmig_sig *out, const char *text, size_t len
         return why;
     if (pos >= len)
         return "missing global signature line";
-    if ((why = take_line(text, len, &pos, GSIG_B64_LEN, &line, &n)) != NULL)
+    if ((why = cmig_mstext_line(text, len, &pos, GSIG_B64_LEN, &line, &n)) != NULL)
         return why;
     if (cmig_b64_exact(out->global_sig, sizeof out->global_sig, line, n) != 0)
         return "fourth line is not base64 of a 64-byte signature";

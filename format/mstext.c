@@ -1,5 +1,6 @@
 /*
- * b64.c - strict base64 decoding for key and signature files.
+ * mstext.c - the text grammar of minisign's key and signature files:
+ * lines, and strict base64.
  *
  * libsodium 1.0.18's decoder maps some bytes outside the base64 alphabet
  * (e.g. 0xAF) onto alphabet characters, and any decoder ignores the unused
@@ -8,7 +9,7 @@
  * untouched. Invariant: a line decodes only if re-encoding the result gives
  * the line back byte for byte.
  */
-#include "b64.h"
+#include "mstext.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -34,4 +35,26 @@ int cmig_b64_exact(uint8_t *bin, size_t binlen, const char *b64, size_t b64len)
         return -1;
     sodium_bin2base64(again, sizeof again, bin, binlen, sodium_base64_VARIANT_ORIGINAL);
     return memcmp(again, b64, b64len) == 0 ? 0 : -1;
+}
+
+const char *cmig_mstext_line(const char *text, size_t len, size_t *pos, size_t cap,
+                             const char **line, size_t *line_len)
+{
+    size_t start = *pos;
+    const char *nl = memchr(text + start, '\n', len - start);
+    size_t end = nl ? (size_t)(nl - text) : len;
+    size_t next = nl ? end + 1 : len;
+
+    if (nl && end > start && text[end - 1] == '\r')
+        end--;
+    if (memchr(text + start, '\0', end - start))
+        return "line contains a NUL byte";
+    if (memchr(text + start, '\r', end - start))
+        return "line contains a carriage return";
+    if (end - start > cap)
+        return "line too long";
+    *line = text + start;
+    *line_len = end - start;
+    *pos = next;
+    return NULL;
 }
