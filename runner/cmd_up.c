@@ -316,6 +316,13 @@ static int up_or_plan(struct run_config *cfg, int apply)
     }
     if ((rc = s.drv->read_history(s.conn, s.m->name, &h, &err)))
         goto fail;
+    /* A dirty row seen without the lock may be another replica's
+     * non-transactional migration in progress: up decides under the lock. */
+    int busy = 0, archive_checked = 0;
+    for (size_t i = 0; apply && i < h.n; i++)
+        busy |= h.rows[i].dirty;
+    if (busy)
+        goto locked;
     rc = plan_compute(&p, s.m, cmig_bundle_manifest_sha256(s.bundle), &h, to, cfg->strict, &err);
     if (rc) {
         event = "run.refused";
@@ -350,10 +357,14 @@ static int up_or_plan(struct run_config *cfg, int apply)
     }
 
     /* There is work: check every entry of the archive before any change. */
-    if (p.n_pending && (rc = session_verify_archive(&s, &err))) {
-        event = "bundle.refused";
-        goto fail;
+    if (p.n_pending) {
+        if ((rc = session_verify_archive(&s, &err))) {
+            event = "bundle.refused";
+            goto fail;
+        }
+        archive_checked = 1;
     }
+locked:
     if ((rc = session_lock(&s, &err)) || (rc = s.drv->ensure_schema(s.conn, &err)))
         goto fail;
     plan_free(&p);
@@ -370,6 +381,10 @@ static int up_or_plan(struct run_config *cfg, int apply)
         cmig_history_free(&h);
         return finish_ok(&s, 0, "older bundle, nothing to do");
     }
+    if (p.n_pending && !archive_checked && (rc = session_verify_archive(&s, &err))) {
+        event = "bundle.refused";
+        goto fail;
+    }
     if (p.n_adopt && (rc = adopt_golang_migrate(&s, &p, &err)))
         goto fail;
     if (cfg->single_tx && p.n_pending && (rc = check_single_tx(&s, &p, &err)))
@@ -383,13 +398,16 @@ static int up_or_plan(struct run_config *cfg, int apply)
                                    cmig_bundle_manifest_sha256(s.bundle), &err)))
         goto fail;
     size_t applied = p.n_pending;
+    int recorded = p.record_needed || p.n_adopt;
     plan_free(&p);
     cmig_history_free(&h);
     char how[96];
     if (applied)
         snprintf(how, sizeof how, "applied %zu migration%s", applied, applied == 1 ? "" : "s");
-    else
+    else if (recorded)
         snprintf(how, sizeof how, "nothing to apply; history updated");
+    else
+        snprintf(how, sizeof how, "nothing to do (applied by another runner)");
     return finish_ok(&s, applied, how);
 fail:
     plan_free(&p);
