@@ -34,7 +34,8 @@ HARDEN :=
 SAN := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 endif
 
-FORMAT_PKGS := libarchive libsodium sqlite3 zlib
+# libbson: cmig-bundle parses MongoDB (JSON) migrations at build time.
+FORMAT_PKGS := libarchive libsodium sqlite3 zlib libbson-1.0
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(FORMAT_PKGS))
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(FORMAT_PKGS))
 
@@ -58,7 +59,7 @@ ARCHIVE_STATIC ?= 1
 ifeq ($(ARCHIVE_STATIC),1)
 RUNNER_LIBS := -Wl,-Bstatic -larchive -Wl,-Bdynamic $(shell $(PKG_CONFIG) --libs libsodium sqlite3 zlib)
 else
-RUNNER_LIBS := $(PKG_LIBS)
+RUNNER_LIBS := $(shell $(PKG_CONFIG) --libs libarchive libsodium sqlite3 zlib)
 endif
 RUNNER_SRC  := $(sort $(filter-out runner/drv_postgres.c runner/drv_mongo.c,$(wildcard runner/*.c)))
 RUNNER_OBJ  := $(RUNNER_SRC:%.c=$(B)/%.o)
@@ -69,6 +70,14 @@ PLUGIN_FORMAT_SRC := format/err.c format/sqlscan.c format/utf8.c
 PG_PLUGIN   := $(B)/drivers/postgres.so
 PG_CFLAGS   := $(shell $(PKG_CONFIG) --cflags libpq)
 PG_LIBS     := $(shell $(PKG_CONFIG) --libs libpq)
+# The MongoDB driver: libmongoc, and libbson to parse the migrations with
+# the same code as cmig-bundle (format/json_check.c). cmig-run itself never
+# links either.
+MONGO_PLUGIN := $(B)/drivers/mongodb.so
+MONGO_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmongoc-1.0)
+MONGO_LIBS   := $(shell $(PKG_CONFIG) --libs libmongoc-1.0 libbson-1.0 libsodium) -lpthread
+MONGO_OBJ    := $(B)/pic/runner/drv_mongo.o $(B)/pic/format/json_check.o $(B)/pic/format/err.o
+MONGO_CMD    := $(B)/tests/mongo-cmd
 
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -80,7 +89,7 @@ FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
 .PHONY: all check check-all demo unit test-bins install uninstall clean fuzz bench format-check lint
 
-all: $(BUNDLER) $(RUNNER) $(PG_PLUGIN)
+all: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -106,6 +115,20 @@ $(PG_PLUGIN): $(B)/pic/runner/drv_postgres.o $(PLUGIN_FORMAT_SRC:%.c=$(B)/pic/%.
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(PG_LIBS)
 
+$(B)/pic/runner/drv_mongo.o: runner/drv_mongo.c
+	@mkdir -p $(dir $@)
+	@echo "  CC -fPIC $<"
+	@$(CC) $(CPPFLAGS) -Irunner $(ALL_CFLAGS) $(MONGO_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+
+$(MONGO_PLUGIN): $(MONGO_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(MONGO_LIBS)
+
+# A small MongoDB client for the integration tests (no mongosh here).
+$(MONGO_CMD): tests/integration/mongo-cmd.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(MONGO_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(MONGO_LIBS)
+
 $(B)/tests/test_%: tests/unit/test_%.c tests/unit/harness.h $(FORMAT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(FORMAT_LIB) $(PKG_LIBS)
@@ -119,7 +142,7 @@ $(B)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(FORMAT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(FORMAT_LIB) $(PKG_LIBS)
 
-test-bins: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(UNIT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
+test-bins: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN) $(MONGO_CMD) $(UNIT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
 
 check: test-bins
 	B=$(B) tests/run-all
@@ -128,6 +151,13 @@ check: test-bins
 check-all:
 	$(MAKE) check
 	$(MAKE) check B=build-asan SANITIZE=address,undefined
+
+# The Dockerfile's images, examples/app and deploy/kubernetes, for real with
+# podman (as root: installs podman, buildah, runc and debootstrap if missing;
+# caches the Debian base image and the npm checkers under $(B)/containers).
+.PHONY: check-containers
+check-containers:
+	B=$(B) tests/containers/run
 
 demo: all
 	B=$(B) examples/demo
@@ -152,12 +182,14 @@ install: all
 	install -m 0755 $(BUNDLER) $(DESTDIR)$(BINDIR)/cmig-bundle
 	install -m 0755 $(RUNNER) $(DESTDIR)$(BINDIR)/cmig-run
 	install -m 0644 $(PG_PLUGIN) $(DESTDIR)$(PREFIX)/lib/cmig/drivers/postgres.so
+	install -m 0644 $(MONGO_PLUGIN) $(DESTDIR)$(PREFIX)/lib/cmig/drivers/mongodb.so
 	install -m 0644 docs/man/cmig-bundle.1 $(DESTDIR)$(MANDIR)/man1/cmig-bundle.1
 	install -m 0644 docs/man/cmig-run.1 $(DESTDIR)$(MANDIR)/man1/cmig-run.1
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cmig-bundle $(DESTDIR)$(BINDIR)/cmig-run
 	rm -f $(DESTDIR)$(PREFIX)/lib/cmig/drivers/postgres.so
+	rm -f $(DESTDIR)$(PREFIX)/lib/cmig/drivers/mongodb.so
 	rm -f $(DESTDIR)$(MANDIR)/man1/cmig-bundle.1 $(DESTDIR)$(MANDIR)/man1/cmig-run.1
 	-rmdir $(DESTDIR)$(PREFIX)/lib/cmig/drivers $(DESTDIR)$(PREFIX)/lib/cmig
 
@@ -171,4 +203,4 @@ lint:
 clean:
 	rm -rf $(B)
 
--include $(FORMAT_OBJ:.o=.d) $(BUNDLER_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d)
+-include $(FORMAT_OBJ:.o=.d) $(BUNDLER_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d) $(MONGO_OBJ:.o=.d)

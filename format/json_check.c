@@ -177,8 +177,7 @@ static const char *type_name(bson_type_t t)
 }
 
 int cmig_json_migration_parse(struct cmig_json_migration *out, const char *data, size_t len,
-                              const char *what, unsigned *line, unsigned *col,
-                              struct cmig_err *err)
+                              const char *what, unsigned *line, unsigned *col, struct cmig_err *err)
 {
     bson_json_reader_t *reader = NULL;
     bson_t doc = BSON_INITIALIZER;
@@ -318,8 +317,7 @@ void cmig_json_migration_free(struct cmig_json_migration *m)
     memset(m, 0, sizeof *m);
 }
 
-int cmig_json_migration_check(const char *data, size_t len, const char *what,
-                              struct cmig_err *err)
+int cmig_json_migration_check(const char *data, size_t len, const char *what, struct cmig_err *err)
 {
     struct cmig_json_migration m;
     int rc = cmig_json_migration_parse(&m, data, len, what, NULL, NULL, err);

@@ -92,8 +92,8 @@ struct cmig_conn {
     int parsing_uri;        /* libmongoc's messages are dropped meanwhile */
     char unknown_opts[256]; /* URI options libmongoc ignored, for a warning */
     int64_t statement_timeout_ms;
-    int server_clock;       /* hello reports localTime: -1 not yet known */
-    int legacy_seen;        /* golang-migrate's collection has a document */
+    int server_clock; /* hello reports localTime: -1 not yet known */
+    int legacy_seen;  /* golang-migrate's collection has a document */
 
     /* the migration lock */
     char *lock_bundle;
@@ -313,12 +313,12 @@ static int get_int(const bson_t *doc, const char *key, int64_t *v)
 
 /* What went wrong with one command, in the server's words. */
 struct failure {
-    int network;       /* no answer: the outcome is unknown */
-    int32_t code;      /* the server's error code, 0 when none */
-    char name[64];     /* its codeName */
-    char msg[512];     /* its errmsg (or libmongoc's message) */
-    int64_t item;      /* writeErrors: index of the failed item, else -1 */
-    int64_t more;      /* writeErrors: how many more failed */
+    int network;   /* no answer: the outcome is unknown */
+    int32_t code;  /* the server's error code, 0 when none */
+    char name[64]; /* its codeName */
+    char msg[512]; /* its errmsg (or libmongoc's message) */
+    int64_t item;  /* writeErrors: index of the failed item, else -1 */
+    int64_t more;  /* writeErrors: how many more failed */
 };
 
 static void fail_from_doc(struct failure *f, const bson_t *doc)
@@ -616,8 +616,8 @@ static void describe_target(char *out, size_t cap, const struct cmig_conn *c)
     }
     for (int i = 0; h && i < 3 && o + 1 < cap; h = h->next, i++) {
         char s[300];
-        int w = snprintf(out + o, cap - o, "%s%s", i ? "," : "",
-                         show(s, sizeof s, h->host_and_port));
+        int w =
+            snprintf(out + o, cap - o, "%s%s", i ? "," : "", show(s, sizeof s, h->host_and_port));
         if (w < 0)
             break;
         o += (size_t)w;
@@ -754,8 +754,8 @@ static int mg_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
                                   "in %" PRId64 " ms)",
                                   where, why, attempts, now - start);
             else
-                rc = cmig_err_set(err, CMIG_E_CONNECT, "cannot connect to MongoDB at %s: %s",
-                                  where, why);
+                rc = cmig_err_set(err, CMIG_E_CONNECT, "cannot connect to MongoDB at %s: %s", where,
+                                  why);
             goto out;
         }
         int64_t pause = backoff < give_up - now ? backoff : give_up - now;
@@ -817,8 +817,9 @@ static int take_row(struct cmig_history *h, const bson_t *doc, const char *bundl
     memset(a, 0, sizeof *a);
     show(b, sizeof b, bundle);
     if (get_int(doc, "version", &a->version))
-        return cmig_err_set(err, CMIG_E_DB, C_HISTORY " of bundle '%s': a document without a "
-                            "whole-number version", b);
+        return cmig_err_set(err, CMIG_E_DB,
+                            C_HISTORY " of bundle '%s': a document without a whole-number version",
+                            b);
     h->n++;
     const char *sha = get_str(doc, "sha256", &len);
     if (!sha || hex_decode(a->sha256, sha, len))
@@ -847,8 +848,8 @@ static int read_rows(struct cmig_conn *c, const char *bundle, struct cmig_histor
     mongoc_collection_t *coll = mongoc_client_get_collection(c->client, c->db, C_HISTORY);
     bson_t *filter = BCON_NEW("bundle", BCON_UTF8(bundle));
     /* One batch holds every row of any realistic history: one round trip. */
-    bson_t *opts = BCON_NEW("sort", "{", "version", BCON_INT32(1), "}", "batchSize",
-                            BCON_INT32(100000));
+    bson_t *opts =
+        BCON_NEW("sort", "{", "version", BCON_INT32(1), "}", "batchSize", BCON_INT32(100000));
     mongoc_cursor_t *cur = NULL;
     const bson_t *doc;
     size_t cap = 0;
@@ -860,8 +861,9 @@ static int read_rows(struct cmig_conn *c, const char *bundle, struct cmig_histor
     cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     while (mongoc_cursor_next(cur, &doc)) {
         if (h->n >= HISTORY_ROWS_MAX) {
-            rc = cmig_err_set(err, CMIG_E_DB, C_HISTORY " holds more than %d documents for one "
-                              "bundle", HISTORY_ROWS_MAX);
+            rc =
+                cmig_err_set(err, CMIG_E_DB, C_HISTORY " holds more than %d documents for a bundle",
+                             HISTORY_ROWS_MAX);
             goto out;
         }
         if (h->n == cap) {
@@ -995,11 +997,12 @@ out:
     return rc;
 }
 
-/* Two round trips: the rows, then the record. golang-migrate's collection
- * is read only when adoption is possible (no cmig rows yet) or the record
- * says it was there, so a plain database pays nothing for it. */
-static int mg_read_history(struct cmig_conn *c, const char *bundle, struct cmig_history *out,
-                           struct cmig_err *err)
+/* Rows, record, and golang-migrate's collection when it matters: two
+ * round trips in the common case. golang-migrate's collection is read only
+ * when adoption is possible (no cmig rows yet) or the record says it was
+ * there, so a plain database pays nothing for it. */
+static int read_all(struct cmig_conn *c, const char *bundle, struct cmig_history *out,
+                    struct cmig_err *err)
 {
     int legacy_flag = 0, rc;
     memset(out, 0, sizeof *out);
@@ -1012,6 +1015,83 @@ static int mg_read_history(struct cmig_conn *c, const char *bundle, struct cmig_
 out:
     if (rc)
         history_clear(out);
+    return rc;
+}
+
+static size_t count_dirty(const struct cmig_history *h)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->n; i++)
+        n += h->rows[i].dirty != 0;
+    return n;
+}
+
+/* Drops the dirty rows of h, but those that were dirty in before too. */
+static void drop_rows(struct cmig_history *h, const struct cmig_history *before)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        struct cmig_applied *a = &h->rows[i];
+        int keep = !a->dirty;
+        if (!keep && before) {
+            /* dirty then and now, with no lock held in between */
+            for (size_t j = 0; j < before->n && !keep; j++)
+                keep = before->rows[j].version == a->version && before->rows[j].dirty;
+        }
+        if (!keep) {
+            free(a->name);
+            free(a->bundle_version);
+            free(a->runner_version);
+            continue;
+        }
+        h->rows[o++] = *a;
+    }
+    h->n = o;
+}
+
+/* Read without the lock, a dirty document may belong to a migration that
+ * another runner is applying right now: every MongoDB migration is dirty
+ * while it runs. Such documents are left out (the migration shows as
+ * pending), so that the core takes the lock, waits for the holder within
+ * --lock-timeout and reads again; under the lock every dirty document is
+ * reported as it is. Told apart from a migration that failed or whose
+ * runner died: while the bundle's lock document exists, a dirty document is
+ * in progress (a runner that died keeps it until its lease is taken over);
+ * when it does not, the history is read once more, and a document dirty in
+ * both reads, with no holder in between, is reported dirty. */
+static int mg_read_history(struct cmig_conn *c, const char *bundle, struct cmig_history *out,
+                           struct cmig_err *err)
+{
+    struct cmig_history first;
+    bson_oid_t id;
+    bson_t doc;
+    struct failure f;
+    int found, rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = read_all(c, bundle, &first, err)))
+        return rc;
+    if (c->lock_bundle || count_dirty(&first) == 0) {
+        *out = first;
+        return 0;
+    }
+    derive_id(&id, "cmig_locks", bundle, 0);
+    bson_t *filter = BCON_NEW("_id", BCON_OID(&id));
+    rc = find_one(c, c->client, C_LOCKS, filter, &doc, &found, &f);
+    bson_destroy(filter);
+    bson_destroy(&doc);
+    if (rc) {
+        history_clear(&first);
+        return db_fail(err, &f, "cannot read the migration lock (" C_LOCKS ")");
+    }
+    if (found) {
+        drop_rows(&first, NULL);
+        *out = first;
+        return 0;
+    }
+    rc = read_all(c, bundle, out, err);
+    if (!rc)
+        drop_rows(out, &first);
+    history_clear(&first);
     return rc;
 }
 
@@ -1116,6 +1196,7 @@ static int is_duplicate(const struct failure *f)
 
 /* What a waiter knows about the lock document it keeps finding. */
 struct watch {
+    int seen; /* token and since are set */
     char token[TOKEN_HEX + 1];
     int64_t since; /* monotonic ms: first seen with this token */
     char holder[200];
@@ -1135,8 +1216,7 @@ static int lease_expired(struct watch *w, const bson_t *doc, int64_t srv_now, in
     char h[128];
     if (get_int(doc, "pid", &pid))
         pid = 0;
-    snprintf(w->holder, sizeof w->holder, "host '%s', pid %" PRId64, show(h, sizeof h, host),
-             pid);
+    snprintf(w->holder, sizeof w->holder, "host '%s', pid %" PRId64, show(h, sizeof h, host), pid);
     /* By the server's clock, when the holder wrote its expiry in it. */
     if (have_srv && clock && strcmp(clock, "server") == 0 &&
         bson_iter_init_find(&it, doc, "expires_at") && BSON_ITER_HOLDS_DATE_TIME(&it) &&
@@ -1147,9 +1227,10 @@ static int lease_expired(struct watch *w, const bson_t *doc, int64_t srv_now, in
      * holder that stopped renewing before its own deadline passed. */
     if (!tok)
         tok = "";
-    if (strcmp(w->token, tok) != 0) {
+    if (!w->seen || strncmp(w->token, tok, TOKEN_HEX) != 0) {
         snprintf(w->token, sizeof w->token, "%.*s", TOKEN_HEX, tok);
         w->since = now_ms();
+        w->seen = 1;
         return 0;
     }
     return now_ms() - w->since > lease + lease / 20 + 50;
@@ -1366,8 +1447,8 @@ static int mg_lock(struct cmig_conn *c, const char *bundle, int64_t timeout_ms,
             uint32_t len;
             const char *old = get_str(&cur, "token", &len);
             bson_t *q = old ? BCON_NEW("_id", BCON_OID(&c->lock_id), "token", BCON_UTF8(old))
-                            : BCON_NEW("_id", BCON_OID(&c->lock_id), "token",
-                                       "{", "$exists", BCON_BOOL(false), "}");
+                            : BCON_NEW("_id", BCON_OID(&c->lock_id), "token", "{", "$exists",
+                                       BCON_BOOL(false), "}");
             bson_t ups, up, u, s;
             cmd = bson_new();
             BSON_APPEND_UTF8(cmd, "update", C_LOCKS);
@@ -1393,15 +1474,15 @@ static int mg_lock(struct cmig_conn *c, const char *bundle, int64_t timeout_ms,
                 return db_fail(err, &f, what);
             if (n == 1) {
                 say(c, 2, "lock.taken_over",
-                    "took over the migration lock of bundle '%s' from %s, whose lease expired",
-                    b, w.holder);
+                    "took over the migration lock of bundle '%s' from %s, whose lease expired", b,
+                    w.holder);
                 goto acquired;
             }
-            continue; /* someone else was quicker, or it was renewed */
+            /* Someone else was quicker, or it was renewed: look again. */
+            found = 0;
+        } else {
+            bson_destroy(&cur);
         }
-        bson_destroy(&cur);
-        if (!found)
-            continue; /* released meanwhile: insert again at once */
         if (interrupted(c))
             return cmig_err_set(err, CMIG_E_INTERRUPTED,
                                 "interrupted while waiting for the migration lock of bundle '%s'",
@@ -1411,7 +1492,10 @@ static int mg_lock(struct cmig_conn *c, const char *bundle, int64_t timeout_ms,
             return cmig_err_set(err, CMIG_E_LOCK,
                                 "timed out after %" PRId64
                                 " ms waiting for the migration lock of bundle '%s' (held by %s)",
-                                timeout_ms > 0 ? timeout_ms : 0, b, w.holder);
+                                timeout_ms > 0 ? timeout_ms : 0, b,
+                                w.holder[0] ? w.holder : "another runner");
+        if (!found)
+            continue; /* released or changed meanwhile: try again at once */
         int64_t nap_ms = delay < timeout_ms - waited ? delay : timeout_ms - waited;
         if (nap(c, nap_ms))
             return cmig_err_set(err, CMIG_E_INTERRUPTED,
@@ -1423,15 +1507,13 @@ static int mg_lock(struct cmig_conn *c, const char *bundle, int64_t timeout_ms,
         lease_set(c, t0 + c->lease_ms);
         c->lock_bundle = strdup(bundle);
         if (!c->lock_bundle || (rc = start_renewer(c, err))) {
-            struct cmig_err ignored;
             if (!c->lock_bundle)
                 rc = cmig_err_nomem(err);
             free(c->lock_bundle);
             c->lock_bundle = NULL;
-            cmig_err_clear(&ignored);
             bson_t *del = BCON_NEW("delete", BCON_UTF8(C_LOCKS), "deletes", "[", "{", "q", "{",
-                                   "_id", BCON_OID(&c->lock_id), "owner", BCON_UTF8(c->owner),
-                                   "}", "limit", BCON_INT32(1), "}", "]");
+                                   "_id", BCON_OID(&c->lock_id), "owner", BCON_UTF8(c->owner), "}",
+                                   "limit", BCON_INT32(1), "}", "]");
             write_cmd(c, c->client, del, NULL, &f);
             bson_destroy(del);
             return rc;
@@ -1454,7 +1536,8 @@ static int lease_check(struct cmig_conn *c, const char *before, struct cmig_err 
     if (!lost)
         return 0;
     char b[128];
-    return cmig_err_set(err, CMIG_E_LOCK, "the migration lock of bundle '%s' was lost (%s); "
+    return cmig_err_set(err, CMIG_E_LOCK,
+                        "the migration lock of bundle '%s' was lost (%s); "
                         "stopped %s",
                         show(b, sizeof b, c->lock_bundle), why, before);
 }
@@ -1477,8 +1560,10 @@ static int mg_unlock(struct cmig_conn *c, struct cmig_err *err)
         snprintf(what, sizeof what, "cannot release the migration lock of bundle '%s'", b);
         rc = db_fail(err, &f, what);
     } else if (reply_n(&reply) != 1) {
-        rc = cmig_err_set(err, CMIG_E_LOCK, "the migration lock of bundle '%s' was not held "
-                          "any more when it was released", b);
+        rc = cmig_err_set(err, CMIG_E_LOCK,
+                          "the migration lock of bundle '%s' was not held "
+                          "any more when it was released",
+                          b);
     }
     bson_destroy(&reply);
     bson_destroy(del);
@@ -1554,9 +1639,9 @@ static int write_legacy(struct cmig_conn *c, const struct cmig_step *s, int dirt
         return rc;
     bson_oid_t id;
     bson_oid_init(&id, NULL);
-    bson_t *ins = BCON_NEW("insert", BCON_UTF8(C_LEGACY), "documents", "[", "{", "_id",
-                           BCON_OID(&id), "version", BCON_INT64(s->legacy_version),
-                           "dirty", BCON_BOOL(dirty), "}", "]");
+    bson_t *ins =
+        BCON_NEW("insert", BCON_UTF8(C_LEGACY), "documents", "[", "{", "_id", BCON_OID(&id),
+                 "version", BCON_INT64(s->legacy_version), "dirty", BCON_BOOL(dirty), "}", "]");
     rc = write_cmd(c, c->client, ins, NULL, f);
     bson_destroy(ins);
     return rc;
@@ -1735,8 +1820,7 @@ static int apply_commands(struct cmig_conn *c, const struct cmig_step *s,
         rc = write_one(c, update_by_id(C_HISTORY, &id, set, 1), what, NULL, err);
     } else {
         BSON_APPEND_BOOL(set, "dirty", true);
-        snprintf(none, sizeof none, "migration %" PRId64 " is not recorded as applied",
-                 s->version);
+        snprintf(none, sizeof none, "migration %" PRId64 " is not recorded as applied", s->version);
         rc = write_one(c, update_by_id(C_HISTORY, &id, set, 0), what, none, err);
     }
     bson_destroy(set);
@@ -1897,6 +1981,27 @@ static void mg_close(struct cmig_conn *c)
     free(c);
 }
 
+/* --single-transaction is refused by the core for migrations that cannot
+ * run in a transaction, which every MongoDB migration is; these only make
+ * sure that a call can never reach a NULL pointer. */
+static int mg_begin(struct cmig_conn *c, struct cmig_err *err)
+{
+    (void)c;
+    return cmig_err_set(err, CMIG_E_USAGE, "--single-transaction is not supported for MongoDB");
+}
+
+static int mg_commit(struct cmig_conn *c, struct cmig_err *err)
+{
+    return mg_begin(c, err);
+}
+
+static int mg_rollback(struct cmig_conn *c, struct cmig_err *err)
+{
+    (void)c;
+    (void)err;
+    return 0;
+}
+
 static const char *const mg_schemes[] = {"mongodb://", "mongodb+srv://", NULL};
 
 /* cancel is not offered: libmongoc has no async-signal-safe way to stop a
@@ -1914,9 +2019,9 @@ EXPORT const struct cmig_driver cmig_driver_mongodb = {
     .unlock = mg_unlock,
     .ensure_schema = mg_ensure_schema,
     .apply = mg_apply,
-    .begin = NULL,
-    .commit = NULL,
-    .rollback = NULL,
+    .begin = mg_begin,
+    .commit = mg_commit,
+    .rollback = mg_rollback,
     .record_bundle = mg_record_bundle,
     .cancel = NULL,
 };

@@ -26,7 +26,7 @@ struct command {
     "  --trusted-key KEY        a .pub file, a directory of .pub files or a base64 key;\n"        \
     "                           repeatable (CMIG_TRUSTED_KEYS, comma-separated)\n"               \
     "  --database URL           postgres://..., postgresql://..., libpq key=value,\n"            \
-    "                           sqlite:PATH, sqlite:///ABS/PATH (CMIG_DATABASE_URL, or\n"        \
+    "                           sqlite:PATH, sqlite:///ABS/PATH, mongodb://... (CMIG_DATABASE_URL, or\n" \
     "                           CMIG_DATABASE_URL_FILE naming a file that holds it)\n"           \
     "  --wait DURATION          keep retrying the connection this long (CMIG_WAIT; default 0)\n" \
     "  --lock-timeout DURATION  wait at most this long for the migration lock\n"                 \

@@ -193,7 +193,7 @@ _congo_start() {
 }
 
 mongo_start() {
-    local port attempt
+    local port attempt tool
     if [ -n "${CMIG_TEST_MONGO_URL:-}" ]; then
         MONGO_REAL=1
         export CMIG_TEST_MONGO_URL

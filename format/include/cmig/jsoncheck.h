@@ -22,10 +22,10 @@
 
 /* A parsed migration: every command as a BSON document, in file order. */
 struct cmig_json_migration {
-    uint8_t *bson;   /* the array as one BSON document {"0": {...}, "1": {...}} */
+    uint8_t *bson; /* the array as one BSON document {"0": {...}, "1": {...}} */
     size_t bson_len;
-    size_t n;        /* number of commands */
-    size_t *offset;  /* byte offset in the source where command i starts */
+    size_t n;       /* number of commands */
+    size_t *offset; /* byte offset in the source where command i starts */
 };
 
 /* Parses data (len bytes, not NUL-terminated) into out. It must be exactly
@@ -44,8 +44,7 @@ int cmig_json_migration_parse(struct cmig_json_migration *out, const char *data,
 void cmig_json_migration_free(struct cmig_json_migration *m);
 
 /* Only checks that data parses (as above); what names the file. */
-int cmig_json_migration_check(const char *data, size_t len, const char *what,
-                              struct cmig_err *err);
+int cmig_json_migration_check(const char *data, size_t len, const char *what, struct cmig_err *err);
 
 /* The 1-based line and column (in characters) of byte offset off in data. */
 void cmig_json_line_col(const char *data, size_t len, size_t off, unsigned *line, unsigned *col);
