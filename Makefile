@@ -174,8 +174,9 @@ $(B)/fuzz/%: tests/fuzz/%.c $(FORMAT_SRC)
 fuzz: $(FUZZ_BIN)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) B=$(B) tests/fuzz/run-fuzz
 
-bench: $(BUNDLER)
+bench: all
 	B=$(B) bench/run
+	B=$(B) bench/run-runner
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PREFIX)/lib/cmig/drivers

@@ -1,0 +1,2 @@
+DROP TABLE posts;
+DELETE FROM users WHERE email = 'editor@example.com';

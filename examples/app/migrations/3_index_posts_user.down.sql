@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY IF EXISTS posts_user_id_idx;

@@ -1,0 +1,1 @@
+-- Nothing to undo: migration 4 changes no schema.

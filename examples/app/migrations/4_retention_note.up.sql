@@ -1,0 +1,5 @@
+-- No schema change in this release.
+--
+-- Posts are now kept for two years; the application deletes older rows
+-- itself. This migration only records the decision in the history, so that
+-- every database shows which release introduced the rule.
