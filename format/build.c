@@ -183,6 +183,11 @@ static int describe_section(struct plan *p, struct cmig_file *f, const struct cm
                  p->src.format == CMIG_DIR_GOOSE ? "annotation -- +goose NO TRANSACTION"
                                                  : "annotation transaction:false");
     }
+    /* Thousands of these live until the end of the build: keep only what
+     * the reason needs. */
+    char *fit = realloc(f->tx_reason, strlen(f->tx_reason) + 1);
+    if (fit)
+        f->tx_reason = fit;
     p->content_bytes += s->len;
     return 0;
 }
@@ -674,6 +679,11 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
 
     if ((rc = plan_build(&p, err)))
         goto out;
+    /* Pass one held the largest file; pass two streams in small chunks, so
+     * that buffer is not carried into it. */
+    free(p.buf);
+    p.buf = NULL;
+    p.buf_cap = 0;
     if (o->previous && (rc = cmig_check_append_only(o->previous, &p.m, err)))
         goto out;
     if ((rc = cmig_manifest_serialize(&p.m, &manifest, &manifest_len, err)))
