@@ -61,7 +61,7 @@ RUNNER_LIBS := -Wl,-Bstatic -larchive -Wl,-Bdynamic $(shell $(PKG_CONFIG) --libs
 else
 RUNNER_LIBS := $(shell $(PKG_CONFIG) --libs libarchive libsodium sqlite3 zlib)
 endif
-RUNNER_SRC  := $(sort $(filter-out runner/drv_postgres.c runner/drv_mongo.c,$(wildcard runner/*.c)))
+RUNNER_SRC  := $(sort $(filter-out runner/drv_postgres.c runner/drv_mongo.c runner/drv_util.c,$(wildcard runner/*.c)))
 RUNNER_OBJ  := $(RUNNER_SRC:%.c=$(B)/%.o)
 RUNNER      := $(B)/cmig-run
 # Database client libraries are loaded only for the URL in use: each driver
@@ -76,7 +76,8 @@ PG_LIBS     := $(shell $(PKG_CONFIG) --libs libpq)
 MONGO_PLUGIN := $(B)/drivers/mongodb.so
 MONGO_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmongoc-1.0)
 MONGO_LIBS   := $(shell $(PKG_CONFIG) --libs libmongoc-1.0 libbson-1.0 libsodium) -lpthread
-MONGO_OBJ    := $(B)/pic/runner/drv_mongo.o $(B)/pic/format/json_check.o $(B)/pic/format/err.o
+MONGO_OBJ    := $(B)/pic/runner/drv_mongo.o $(B)/pic/runner/drv_util.o $(B)/pic/format/json_check.o \
+                $(B)/pic/format/err.o
 MONGO_CMD    := $(B)/tests/mongo-cmd
 
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
@@ -111,7 +112,7 @@ $(B)/pic/%.o: %.c
 	@echo "  CC -fPIC $<"
 	@$(CC) $(CPPFLAGS) -Irunner $(ALL_CFLAGS) $(PG_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
 
-$(PG_PLUGIN): $(B)/pic/runner/drv_postgres.o $(PLUGIN_FORMAT_SRC:%.c=$(B)/pic/%.o)
+$(PG_PLUGIN): $(B)/pic/runner/drv_postgres.o $(B)/pic/runner/drv_util.o $(PLUGIN_FORMAT_SRC:%.c=$(B)/pic/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(PG_LIBS)
 

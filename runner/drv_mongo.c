@@ -48,6 +48,7 @@
 
 #include "cmig/jsoncheck.h"
 #include "driver.h"
+#include "drv_util.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -109,13 +110,6 @@ struct cmig_conn {
 
 /* ---- small utilities ------------------------------------------------ */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -128,21 +122,9 @@ static int interrupted(const struct cmig_conn *c)
     return c->interrupted && *c->interrupted;
 }
 
-/* Sleeps ms in short slices; returns 1 as soon as a signal is reported. */
 static int nap(const struct cmig_conn *c, int64_t ms)
 {
-    int64_t end = now_ms() + ms;
-    for (;;) {
-        if (interrupted(c))
-            return 1;
-        int64_t left = end - now_ms();
-        if (left <= 0)
-            return 0;
-        if (left > POLL_SLICE_MS)
-            left = POLL_SLICE_MS;
-        struct timespec ts = {0, (long)left * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    return cmig_drv_nap(c->interrupted, ms);
 }
 
 /* Copies s into out (cap > 0) with whitespace runs folded into one space,
@@ -736,7 +718,7 @@ static int mg_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
     char where[256], why[CMIG_ERR_MSG_MAX / 2];
     describe_target(where, sizeof where, c);
     redact(c, where, sizeof where);
-    int64_t start = now_ms(), give_up = start + (o->wait_ms > 0 ? o->wait_ms : 0);
+    int64_t start = cmig_drv_now_ms(), give_up = start + (o->wait_ms > 0 ? o->wait_ms : 0);
     int64_t backoff = CONNECT_BACKOFF_FIRST_MS;
     unsigned attempts = 0;
     for (;;) {
@@ -746,7 +728,7 @@ static int mg_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
             break;
         if (rc > 0)
             goto out;
-        int64_t now = now_ms();
+        int64_t now = cmig_drv_now_ms();
         if (now >= give_up) {
             if (attempts > 1)
                 rc = cmig_err_set(err, CMIG_E_CONNECT,
@@ -1229,11 +1211,11 @@ static int lease_expired(struct watch *w, const bson_t *doc, int64_t srv_now, in
         tok = "";
     if (!w->seen || strncmp(w->token, tok, TOKEN_HEX) != 0) {
         snprintf(w->token, sizeof w->token, "%.*s", TOKEN_HEX, tok);
-        w->since = now_ms();
+        w->since = cmig_drv_now_ms();
         w->seen = 1;
         return 0;
     }
-    return now_ms() - w->since > lease + lease / 20 + 50;
+    return cmig_drv_now_ms() - w->since > lease + lease / 20 + 50;
 }
 
 static void lease_set(struct cmig_conn *c, int64_t deadline)
@@ -1301,9 +1283,9 @@ static void *renewer_main(void *arg)
     if (cl)
         mongoc_client_set_error_api(cl, MONGOC_ERROR_API_VERSION_2);
     pthread_mutex_lock(&l->mu);
-    int64_t next = now_ms() + c->lease_ms / 3;
+    int64_t next = cmig_drv_now_ms() + c->lease_ms / 3;
     while (!l->stop) {
-        int64_t now = now_ms();
+        int64_t now = cmig_drv_now_ms();
         if (now < next) {
             struct timespec ts;
             int64_t at = next;
@@ -1314,18 +1296,18 @@ static void *renewer_main(void *arg)
         }
         pthread_mutex_unlock(&l->mu);
         char why[256] = "cannot create a client to renew the lease";
-        int64_t t0 = now_ms();
+        int64_t t0 = cmig_drv_now_ms();
         int r = cl ? renew_once(c, cl, why, sizeof why) : -1;
         pthread_mutex_lock(&l->mu);
         if (r == 1) {
             l->deadline = t0 + c->lease_ms;
             next = t0 + c->lease_ms / 3;
-        } else if (r == 0 || now_ms() >= l->deadline) {
+        } else if (r == 0 || cmig_drv_now_ms() >= l->deadline) {
             l->lost = 1;
             snprintf(l->why, sizeof l->why, "%s", why);
             break;
         } else {
-            next = now_ms() + (c->lease_ms / 10 > 100 ? c->lease_ms / 10 : 100);
+            next = cmig_drv_now_ms() + (c->lease_ms / 10 > 100 ? c->lease_ms / 10 : 100);
         }
     }
     pthread_mutex_unlock(&l->mu);
@@ -1408,9 +1390,9 @@ static int mg_lock(struct cmig_conn *c, const char *bundle, int64_t timeout_ms,
     c->lease.lost = 0;
     c->lease.why[0] = '\0';
 
-    int64_t start = now_ms(), delay = LOCK_BACKOFF_FIRST_MS;
+    int64_t start = cmig_drv_now_ms(), delay = LOCK_BACKOFF_FIRST_MS;
     for (;;) {
-        int64_t t0 = now_ms(), now;
+        int64_t t0 = cmig_drv_now_ms(), now;
         int server;
         char token[TOKEN_HEX + 1];
         if (lease_clock(c, c->client, &now, &server, &f))
@@ -1487,7 +1469,7 @@ static int mg_lock(struct cmig_conn *c, const char *bundle, int64_t timeout_ms,
             return cmig_err_set(err, CMIG_E_INTERRUPTED,
                                 "interrupted while waiting for the migration lock of bundle '%s'",
                                 b);
-        int64_t waited = now_ms() - start;
+        int64_t waited = cmig_drv_now_ms() - start;
         if (waited >= timeout_ms)
             return cmig_err_set(err, CMIG_E_LOCK,
                                 "timed out after %" PRId64
@@ -1528,7 +1510,7 @@ static int lease_check(struct cmig_conn *c, const char *before, struct cmig_err 
     if (!c->lock_bundle)
         return 0;
     pthread_mutex_lock(&c->lease.mu);
-    int lost = c->lease.lost || now_ms() >= c->lease.deadline;
+    int lost = c->lease.lost || cmig_drv_now_ms() >= c->lease.deadline;
     char why[256];
     snprintf(why, sizeof why, "%s",
              c->lease.why[0] ? c->lease.why : "its lease expired before it could be renewed");
@@ -1841,7 +1823,7 @@ static int apply_commands(struct cmig_conn *c, const struct cmig_step *s,
     if (s->kind == CMIG_STEP_UP) {
         set = bson_new();
         BSON_APPEND_BOOL(set, "dirty", false);
-        append_i64(set, "execution_ms", now_ms() - t0);
+        append_i64(set, "execution_ms", cmig_drv_now_ms() - t0);
         rc = write_one(c, update_by_id(C_HISTORY, &id, set, 0), what, NULL, err);
         bson_destroy(set);
     } else {
@@ -1906,7 +1888,7 @@ static int mg_apply(struct cmig_conn *c, const struct cmig_step *s, struct cmig_
                     struct cmig_err *err)
 {
     struct cmig_step_result scratch;
-    int64_t t0 = now_ms();
+    int64_t t0 = cmig_drv_now_ms();
     int rc;
     if (!r)
         r = &scratch;
@@ -1922,7 +1904,7 @@ static int mg_apply(struct cmig_conn *c, const struct cmig_step *s, struct cmig_
         rc = apply_record(c, s, err);
         break;
     }
-    r->execution_ms = now_ms() - t0;
+    r->execution_ms = cmig_drv_now_ms() - t0;
     return rc;
 }
 

@@ -34,6 +34,7 @@
 #include <libpq-fe.h>
 
 #include "driver.h"
+#include "drv_util.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -60,33 +61,14 @@ struct cmig_conn {
 
 /* ---- small utilities ------------------------------------------------ */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int interrupted(const struct cmig_conn *c)
 {
     return c->interrupted && *c->interrupted;
 }
 
-/* Sleeps ms in short slices; returns 1 as soon as a signal is reported. */
 static int nap(const struct cmig_conn *c, int64_t ms)
 {
-    int64_t end = now_ms() + ms;
-    for (;;) {
-        if (interrupted(c))
-            return 1;
-        int64_t left = end - now_ms();
-        if (left <= 0)
-            return 0;
-        if (left > POLL_SLICE_MS)
-            left = POLL_SLICE_MS;
-        struct timespec ts = {0, (long)left * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    return cmig_drv_nap(c->interrupted, ms);
 }
 
 static void say(const struct cmig_conn *c, int level, const char *event, const char *fmt, ...)
@@ -595,7 +577,7 @@ static int connect_once(struct cmig_conn *c, const struct connspec *cs, int64_t 
             return cmig_err_set(err, CMIG_E_INTERRUPTED,
                                 "interrupted while connecting to PostgreSQL");
         }
-        int64_t left = deadline > 0 ? deadline - now_ms() : POLL_SLICE_MS;
+        int64_t left = deadline > 0 ? deadline - cmig_drv_now_ms() : POLL_SLICE_MS;
         if (left <= 0) {
             describe_target(where, where_cap, pg);
             snprintf(why, why_cap, "timeout expired");
@@ -688,13 +670,13 @@ static int pg_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
     c->log_ctx = o->log_ctx;
     c->interrupted = o->interrupted;
 
-    int64_t start = now_ms();
+    int64_t start = cmig_drv_now_ms();
     int64_t give_up = start + (o->wait_ms > 0 ? o->wait_ms : 0);
     int64_t backoff = CONNECT_BACKOFF_FIRST_MS;
     unsigned attempts = 0;
     char why[CMIG_ERR_MSG_MAX / 2], where[CMIG_ERR_MSG_MAX / 4];
     for (;;) {
-        int64_t now = now_ms(), deadline = 0;
+        int64_t now = cmig_drv_now_ms(), deadline = 0;
         if (cs.attempt_ms > 0) {
             int64_t t = cs.attempt_ms;
             /* The default timeout never outlasts --wait by much. */
@@ -715,7 +697,7 @@ static int pg_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
             redact(why, sizeof why, secrets[i]);
             redact(where, sizeof where, secrets[i]);
         }
-        now = now_ms();
+        now = cmig_drv_now_ms();
         if (now >= give_up) {
             if (attempts > 1)
                 rc = cmig_err_set(err, CMIG_E_CONNECT,
@@ -1115,7 +1097,7 @@ static int pg_lock(struct cmig_conn *c, const char *bundle, int64_t timeout_ms,
                             "this session already holds the migration lock of another bundle");
     }
     snprintf(what, sizeof what, "cannot take the migration lock of bundle '%s'", b);
-    int64_t start = now_ms(), delay = LOCK_BACKOFF_FIRST_MS;
+    int64_t start = cmig_drv_now_ms(), delay = LOCK_BACKOFF_FIRST_MS;
     for (;;) {
         int rc = lock_query(c, Q_TRY_LOCK, bundle, v, sizeof v, what, err);
         if (rc)
@@ -1126,7 +1108,7 @@ static int pg_lock(struct cmig_conn *c, const char *bundle, int64_t timeout_ms,
             return cmig_err_set(err, CMIG_E_INTERRUPTED,
                                 "interrupted while waiting for the migration lock of bundle '%s'",
                                 b);
-        int64_t waited = now_ms() - start;
+        int64_t waited = cmig_drv_now_ms() - start;
         if (waited >= timeout_ms) {
             char pid[32] = "";
             struct cmig_err ignored;
@@ -1592,7 +1574,7 @@ static int apply_none(struct cmig_conn *c, const struct cmig_step *s, const stru
     b.len = 0;
     if (s->kind == CMIG_STEP_UP) {
         buf_fmt(&b, "UPDATE cmig_history SET dirty = false, execution_ms = %" PRId64,
-                now_ms() - t0);
+                cmig_drv_now_ms() - t0);
     } else {
         buf_str(&b, "DELETE FROM cmig_history");
     }
@@ -1669,7 +1651,7 @@ static int pg_apply(struct cmig_conn *c, const struct cmig_step *s, struct cmig_
 {
     struct cmig_step_result scratch;
     struct lits l;
-    int64_t t0 = now_ms();
+    int64_t t0 = cmig_drv_now_ms();
     int rc;
     if (!r)
         r = &scratch;
@@ -1690,7 +1672,7 @@ static int pg_apply(struct cmig_conn *c, const struct cmig_step *s, struct cmig_
     }
 out:
     lits_free(&l);
-    r->execution_ms = now_ms() - t0;
+    r->execution_ms = cmig_drv_now_ms() - t0;
     return rc;
 }
 
