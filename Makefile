@@ -66,7 +66,7 @@ RUNNER_OBJ  := $(RUNNER_SRC:%.c=$(B)/%.o)
 RUNNER      := $(B)/cmig-run
 # Database client libraries are loaded only for the URL in use: each driver
 # but SQLite is a shared object next to cmig-run (drivers/NAME.so).
-PLUGIN_FORMAT_SRC := format/err.c format/sqlscan.c format/utf8.c
+PLUGIN_FORMAT_SRC := format/err.c format/sqlscan.c format/sqlstream.c format/utf8.c
 PG_PLUGIN   := $(B)/drivers/postgres.so
 PG_CFLAGS   := $(shell $(PKG_CONFIG) --cflags libpq)
 PG_LIBS     := $(shell $(PKG_CONFIG) --libs libpq)

@@ -175,6 +175,16 @@ static int describe_section(struct plan *p, struct cmig_file *f, const struct cm
         f->tx = CMIG_TX_NONE;
         snprintf(f->tx_reason, REASON_MAX, "MongoDB commands");
     } else {
+        /* No database client sends SQL holding a NUL byte; refusing it here
+         * means no runner finds one halfway through a migration. */
+        const uint8_t *nul = s->len ? memchr(data, '\0', s->len) : NULL;
+        if (nul) {
+            unsigned line = s->line ? s->line : 1;
+            for (const uint8_t *c = data; c < nul; c++)
+                line += *c == '\n';
+            return cmig_err_set(err, CMIG_E_INPUT, "'%s': line %u: a NUL byte in SQL", source,
+                                line);
+        }
         f->tx = cmig_sql_detect_txmode((const char *)data, s->len, f->tx_reason, REASON_MAX);
     }
     if (s->tx_override >= 0 && !(f->tx_reason[0] && strncmp(f->tx_reason, "annotation", 10) == 0)) {

@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "spool.h"
+
 #define READ_CHUNK (64 * 1024)
 #define RATIO_FLOOR (16u * 1024 * 1024) /* ratios are judged above this output */
 
@@ -58,6 +60,7 @@ void cmig_limits_default(struct cmig_limits *l)
     l->max_entries = 100001;
     l->max_ratio = 200;
     l->in_memory_max = 4ull << 20;
+    l->whole_max = 1ull << 20;
 }
 
 /* ---- reading the file under a hash -------------------------------------- */
@@ -347,6 +350,8 @@ struct walk {
     int (*want)(void *ctx, const struct cmig_migration *m, int is_down);
     int (*fn)(void *ctx, const struct cmig_migration *m, int is_down, const uint8_t *data,
               size_t len, struct cmig_err *err);
+    int (*content_fn)(void *ctx, const struct cmig_migration *m, int is_down,
+                      struct cmig_file_bytes *c, struct cmig_err *err);
     void *ctx;
     struct cmig_err *err;
 };
@@ -376,10 +381,11 @@ static int check_ratio(struct walk *w)
     return 0;
 }
 
-/* Reads the current entry's data (size bytes) into dst when given, hashing
- * it with SHA-256 into digest when that is given. */
-static int read_data(struct walk *w, const char *name, uint64_t size, uint8_t *dst,
-                     uint8_t digest[32])
+/* Reads the current entry's data (size bytes) into dst when given (else
+ * into spool when that is given), hashing it with SHA-256 into digest when
+ * that is given. */
+static int read_data_to(struct walk *w, const char *name, uint64_t size, uint8_t *dst,
+                        struct cmig_spool *spool, uint8_t digest[32])
 {
     crypto_hash_sha256_state h;
     crypto_hash_sha256_init(&h);
@@ -406,6 +412,8 @@ static int read_data(struct walk *w, const char *name, uint64_t size, uint8_t *d
         if (digest)
             crypto_hash_sha256_update(&h, into, (unsigned long long)n);
         int rc = check_ratio(w);
+        if (!rc && spool)
+            rc = cmig_spool_write(spool, into, (size_t)n, w->err);
         if (rc)
             return rc;
     }
@@ -414,6 +422,12 @@ static int read_data(struct walk *w, const char *name, uint64_t size, uint8_t *d
     if (digest)
         crypto_hash_sha256_final(&h, digest);
     return 0;
+}
+
+static int read_data(struct walk *w, const char *name, uint64_t size, uint8_t *dst,
+                     uint8_t digest[32])
+{
+    return read_data_to(w, name, size, dst, NULL, digest);
 }
 
 static int walk_manifest(struct walk *w, struct archive_entry *e)
@@ -505,22 +519,38 @@ static int walk_entry(struct walk *w, size_t seq, struct archive_entry *e)
                             name, (unsigned long long)size, (unsigned long long)f->size);
     uint8_t digest[32];
     uint8_t *data = NULL;
+    struct cmig_spool *spool = NULL;
     int rc;
-    int wanted = w->mode == WALK_EACH_FILE && w->fn && (!w->want || w->want(w->ctx, mg, is_down));
-    if (wanted) {
+    int wanted = w->mode == WALK_EACH_FILE && (w->fn || w->content_fn) &&
+                 (!w->want || w->want(w->ctx, mg, is_down));
+    /* Large files for a caller that takes streams are kept compressed. */
+    int spooled = wanted && w->content_fn && size > b->lim.whole_max;
+    if (spooled) {
+        if ((rc = cmig_spool_open(&spool, w->err)))
+            return rc;
+    } else if (wanted) {
         data = malloc(size ? size : 1);
         if (!data)
             return cmig_err_nomem(w->err);
     }
-    if ((rc = read_data(w, name, size, data, digest)))
+    if ((rc = read_data_to(w, name, size, data, spool, digest)))
         goto out;
     if (memcmp(digest, f->sha256, 32) != 0) {
         rc = cmig_err_set(w->err, CMIG_E_VERIFY, "hash mismatch for '%s'", name);
         goto out;
     }
-    if (wanted)
+    if (!wanted)
+        goto out;
+    if (w->fn) {
         rc = w->fn(w->ctx, mg, is_down, data, (size_t)size, w->err);
+        goto out;
+    }
+    struct cmig_file_bytes c = {.len = size, .data = data, .pos = 0, .spool = spool};
+    if (spool && (rc = cmig_spool_seal(spool, w->err)))
+        goto out;
+    rc = w->content_fn(w->ctx, mg, is_down, &c, w->err);
 out:
+    cmig_spool_free(spool);
     free(data);
     return rc;
 }
@@ -726,6 +756,40 @@ int cmig_bundle_each_file(struct cmig_bundle *b,
     if (rc && err->code != CMIG_OK && rc == err->code && rc == CMIG_E_VERIFY)
         cmig_err_prefix(err, "bundle '%s'", b->path);
     return rc;
+}
+
+int cmig_bundle_each_content(struct cmig_bundle *b,
+                             int (*want)(void *ctx, const struct cmig_migration *m, int is_down),
+                             int (*fn)(void *ctx, const struct cmig_migration *m, int is_down,
+                                       struct cmig_file_bytes *c, struct cmig_err *err),
+                             void *ctx, struct cmig_err *err)
+{
+    struct walk w = {.b = b, .mode = WALK_EACH_FILE, .want = want, .content_fn = fn, .ctx = ctx,
+                     .err = err};
+    int rc = b->ix ? 0 : build_index(b, err);
+    if (!rc)
+        rc = walk(&w);
+    if (rc && err->code != CMIG_OK && rc == err->code && rc == CMIG_E_VERIFY)
+        cmig_err_prefix(err, "bundle '%s'", b->path);
+    return rc;
+}
+
+int cmig_file_bytes_read(struct cmig_file_bytes *c, uint8_t *buf, size_t cap, size_t *got,
+                      struct cmig_err *err)
+{
+    *got = 0;
+    if (c->spool) {
+        int rc = cmig_spool_read(c->spool, buf, cap, got, err);
+        c->pos += *got;
+        return rc;
+    }
+    uint64_t left = c->len - c->pos;
+    size_t n = left < cap ? (size_t)left : cap;
+    if (n)
+        memcpy(buf, c->data + c->pos, n);
+    c->pos += n;
+    *got = n;
+    return 0;
 }
 
 int cmig_bundle_load_manifest(struct cmig_bundle *b, struct cmig_err *err)

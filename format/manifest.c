@@ -325,9 +325,58 @@ static void harden(sqlite3 *db)
     sqlite3_limit(db, SQLITE_LIMIT_TRIGGER_DEPTH, 1);
 }
 
-/* Copies a TEXT column; NULL column gives *out = NULL when allowed. */
-static int col_text(sqlite3_stmt *st, int i, int nullable, char **out, const char *what,
-                    struct cmig_err *err)
+/* The strings of a loaded manifest, packed into blocks: a 10,000-migration
+ * manifest has 50,000 of them, and one malloc each would cost a third more
+ * memory than the text itself, at every start that reads the manifest. */
+#define STRINGS_BLOCK (64u * 1024)
+
+struct cmig_strings {
+    struct cmig_strings *next;
+    size_t used, cap;
+    char data[];
+};
+
+static char *strings_add(struct cmig_strings **head, const char *s, size_t n)
+{
+    struct cmig_strings *b = *head;
+    if (!b || b->cap - b->used < n + 1) {
+        size_t cap = n + 1 > STRINGS_BLOCK ? n + 1 : STRINGS_BLOCK;
+        struct cmig_strings *nb = malloc(sizeof *nb + cap);
+        if (!nb)
+            return NULL;
+        nb->used = 0;
+        nb->cap = cap;
+        /* A block made for one long string goes behind the current one, so
+         * the current one keeps filling. */
+        if (b && cap > STRINGS_BLOCK) {
+            nb->next = b->next;
+            b->next = nb;
+        } else {
+            nb->next = b;
+            *head = nb;
+        }
+        b = nb;
+    }
+    char *out = b->data + b->used;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    b->used += n + 1;
+    return out;
+}
+
+static void strings_free(struct cmig_strings *b)
+{
+    while (b) {
+        struct cmig_strings *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+/* Copies a TEXT column (into strings when given, else malloc'd); NULL
+ * column gives *out = NULL when allowed. */
+static int col_str(sqlite3_stmt *st, int i, int nullable, struct cmig_strings **strings,
+                   char **out, const char *what, struct cmig_err *err)
 {
     *out = NULL;
     int type = sqlite3_column_type(st, i);
@@ -339,12 +388,22 @@ static int col_text(sqlite3_stmt *st, int i, int nullable, char **out, const cha
     int n = sqlite3_column_bytes(st, i);
     if (!s || n < 0 || !text_ok(s, (size_t)n))
         return cmig_err_set(err, CMIG_E_VERIFY, "%s is not valid text", what);
+    if (strings) {
+        *out = strings_add(strings, s, (size_t)n);
+        return *out ? 0 : cmig_err_nomem(err);
+    }
     *out = malloc((size_t)n + 1);
     if (!*out)
         return cmig_err_nomem(err);
     memcpy(*out, s, (size_t)n);
     (*out)[n] = '\0';
     return 0;
+}
+
+static int col_text(sqlite3_stmt *st, int i, int nullable, char **out, const char *what,
+                    struct cmig_err *err)
+{
+    return col_str(st, i, nullable, NULL, out, what, err);
 }
 
 static int col_int(sqlite3_stmt *st, int i, int64_t *out, const char *what,
@@ -364,14 +423,14 @@ static const char *const DOWN_COLS[7] = {"down_path", "down_size", "down_sha256"
 
 /* Reads one direction's seven columns. This runs for every row of every
  * manifest at every pod start: nothing is formatted unless it fails. */
-static int read_file_cols(sqlite3_stmt *st, int col, int is_down, struct cmig_file *f,
-                          struct cmig_err *err)
+static int read_file_cols(sqlite3_stmt *st, int col, int is_down, struct cmig_strings **strings,
+                          struct cmig_file *f, struct cmig_err *err)
 {
     const char *const *name = is_down ? DOWN_COLS : UP_COLS;
     int64_t size = 0, line = 0;
     char *hex = NULL, *tx = NULL;
     int rc;
-    if ((rc = col_text(st, col, is_down, &f->path, name[0], err)))
+    if ((rc = col_str(st, col, is_down, strings, &f->path, name[0], err)))
         return rc;
     if (!f->path) {
         for (int i = 1; i < 7; i++)
@@ -400,8 +459,8 @@ static int read_file_cols(sqlite3_stmt *st, int col, int is_down, struct cmig_fi
     if (mode < 0)
         return cmig_err_set(err, CMIG_E_VERIFY, "%s is not a transaction mode", name[3]);
     f->tx = (enum cmig_txmode)mode;
-    if ((rc = col_text(st, col + 4, 0, &f->tx_reason, name[4], err)) ||
-        (rc = col_text(st, col + 5, 0, &f->source, name[5], err)) ||
+    if ((rc = col_str(st, col + 4, 0, strings, &f->tx_reason, name[4], err)) ||
+        (rc = col_str(st, col + 5, 0, strings, &f->source, name[5], err)) ||
         (rc = col_int(st, col + 6, &line, name[6], err)))
         return rc;
     if (line < 0 || line > UINT32_MAX)
@@ -598,7 +657,7 @@ static int load_migrations(sqlite3 *db, struct cmig_manifest *m, struct cmig_err
                               (long long)mg->version);
             goto out;
         }
-        if ((rc = col_text(st, 1, 0, &mg->name, "name", err))) {
+        if ((rc = col_str(st, 1, 0, &m->strings, &mg->name, "name", err))) {
             cmig_err_prefix(err, "manifest: migration %lld", (long long)mg->version);
             goto out;
         }
@@ -607,8 +666,8 @@ static int load_migrations(sqlite3 *db, struct cmig_manifest *m, struct cmig_err
                               (long long)mg->version);
             goto out;
         }
-        if ((rc = read_file_cols(st, 2, 0, &mg->up, err)) ||
-            (rc = read_file_cols(st, 9, 1, &mg->down, err))) {
+        if ((rc = read_file_cols(st, 2, 0, &m->strings, &mg->up, err)) ||
+            (rc = read_file_cols(st, 9, 1, &m->strings, &mg->down, err))) {
             cmig_err_prefix(err, "manifest: migration %lld", (long long)mg->version);
             goto out;
         }
@@ -657,6 +716,15 @@ int cmig_manifest_load(struct cmig_manifest **out, const uint8_t *image, size_t 
         rc = cmig_err_set(err, CMIG_E_INTERNAL, "manifest: %s", sqlite3_errmsg(db));
         goto out;
     }
+    /* Pages are read in place from the image (mmap over the memory VFS)
+     * and the page cache is kept small: a 10,000-migration manifest would
+     * otherwise be held twice while it is checked and read. These read the
+     * schema, so a failure is the manifest's. */
+    if (sqlite3_exec(db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-64", NULL, NULL,
+                     NULL) != SQLITE_OK) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: cannot open: %s", sqlite3_errmsg(db));
+        goto out;
+    }
     if ((rc = check_schema(db, err)) || (rc = quick_check(db, err)) ||
         (rc = load_bundle_row(db, m, err)) || (rc = load_migrations(db, m, err)))
         goto out;
@@ -679,11 +747,12 @@ void cmig_manifest_free(struct cmig_manifest *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->n; i++) {
+    for (size_t i = 0; !m->strings && i < m->n; i++) {
         free(m->migrations[i].name);
         free_file(&m->migrations[i].up);
         free_file(&m->migrations[i].down);
     }
+    strings_free(m->strings);
     free(m->migrations);
     free(m->name);
     free(m->source_revision);

@@ -408,14 +408,16 @@ struct splitter {
 
 struct span {
     size_t start, end;
+    int terminated;
 };
 
-static int split_close(struct splitter *sp, struct span *done)
+static int split_close(struct splitter *sp, struct span *done, int terminated)
 {
     if (!sp->open)
         return 0;
     done->start = sp->start;
     done->end = sp->end;
+    done->terminated = terminated;
     sp->open = 0;
     return 1;
 }
@@ -465,11 +467,11 @@ static inline int split_token(struct splitter *sp, const unsigned char *s, const
             int g = goose_marker(s, t);
             if (g == GOOSE_BEGIN && !sp->in_block) {
                 sp->in_block = 1;
-                return split_close(sp, done);
+                return split_close(sp, done, 1);
             }
             if (g == GOOSE_END && sp->in_block) {
                 sp->in_block = 0;
-                return split_close(sp, done);
+                return split_close(sp, done, 1);
             }
         }
         return 0;
@@ -479,9 +481,9 @@ static inline int split_token(struct splitter *sp, const unsigned char *s, const
         sp->end = t->off + 1;
         if (sp->in_block || sp->paren || sp->body)
             return 0;
-        return split_close(sp, done);
+        return split_close(sp, done, 1);
     case T_EOF:
-        return split_close(sp, done);
+        return split_close(sp, done, 0);
     default:
         break;
     }
@@ -559,6 +561,7 @@ int cmig_sql_split(const char *sql, size_t len,
             .len = done.end - done.start,
             .line = lp.line,
             .col = col > UINT_MAX ? UINT_MAX : (unsigned)col,
+            .terminated = done.terminated,
         };
         int rc = fn(ctx, &st);
         if (rc)

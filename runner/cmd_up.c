@@ -10,6 +10,7 @@
  * it and apply, so that of many replicas exactly one applies and the rest
  * find nothing to do.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,8 +77,15 @@ static int want_pending(void *ctx, const struct cmig_migration *m, int is_down)
     return !is_down && a->next < a->p->n_pending && a->p->pending[a->next] == m;
 }
 
-static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down, const uint8_t *data,
-                     size_t len, struct cmig_err *err)
+/* A large file reaches the driver as a stream out of the bundle's checked
+ * copy (cmig/bundle.h). */
+static int content_read(void *src, char *buf, size_t cap, size_t *got, struct cmig_err *err)
+{
+    return cmig_file_bytes_read(src, (uint8_t *)buf, cap, got, err);
+}
+
+static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down,
+                     struct cmig_file_bytes *content, struct cmig_err *err)
 {
     struct apply_ctx *a = ctx;
     struct session *s = a->s;
@@ -89,8 +97,16 @@ static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down, co
     struct cmig_step_result r;
     memset(&r, 0, sizeof r);
     step_init(&st, s, mg, CMIG_STEP_UP);
-    st.sql = (const char *)data;
-    st.len = len;
+    if (content->len > SIZE_MAX)
+        return cmig_err_set(err, CMIG_E_MIGRATION, "migration %lld '%s' is too large",
+                            (long long)mg->version, mg->name);
+    st.len = (size_t)content->len;
+    if (content->data) {
+        st.sql = (const char *)content->data;
+    } else {
+        st.read = content_read;
+        st.src = content;
+    }
     st.in_outer_tx = a->in_outer_tx;
     if (a->legacy != -2) {
         st.keep_legacy = 1;
@@ -178,7 +194,7 @@ static int apply_pending(struct session *s, const struct plan *p, const struct c
         }
         a.in_outer_tx = 1;
     }
-    rc = cmig_bundle_each_file(s->bundle, want_pending, apply_one, &a, err);
+    rc = cmig_bundle_each_content(s->bundle, want_pending, apply_one, &a, err);
     if (!rc && a.next != p->n_pending)
         rc = cmig_err_set(err, CMIG_E_INTERNAL, "applied %zu of %zu pending migrations", a.next,
                           p->n_pending);

@@ -37,8 +37,9 @@
 
 #include "cmig/err.h"
 #include "cmig/sqlscan.h"
+#include "cmig/sqlstream.h"
 
-#define CMIG_DRIVER_ABI 1
+#define CMIG_DRIVER_ABI 2
 
 /* The symbol a driver shared object exports: "cmig_driver_<name>". */
 #define CMIG_DRIVER_SYMBOL_PREFIX "cmig_driver_"
@@ -125,8 +126,14 @@ struct cmig_step {
     int64_t version;             /* migration version */
     const char *name;            /* migration name */
     const uint8_t *sha256;       /* SHA-256 of the up file (recorded in history) */
-    const char *sql;             /* the file to run; NULL for BASELINE/FORCE_* */
+    /* The file to run (NULL and 0 for BASELINE/FORCE_*): whole in sql, or,
+     * when it is large, sql NULL and its len bytes handed out in order by
+     * read(src, ...). SQL drivers take both through cmig_sqlstream, so a
+     * large seed file is never held whole. */
+    const char *sql;
     size_t len;
+    cmig_text_read_fn read;
+    void *src;
     enum cmig_txmode tx;         /* how to run sql */
     int in_outer_tx;             /* inside begin()/commit(): no own transaction */
     int keep_legacy;             /* also keep golang-migrate's schema_migrations */

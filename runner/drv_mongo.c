@@ -1884,10 +1884,44 @@ static int apply_record(struct cmig_conn *c, const struct cmig_step *s, struct c
     return rc;
 }
 
+/* libbson parses a JSON migration whole: a large file handed out as a
+ * stream is read into memory first (into *owned, the caller's to free). */
+static int whole_step(const struct cmig_step *s, struct cmig_step *copy, char **owned,
+                      struct cmig_err *err)
+{
+    *copy = *s;
+    *owned = NULL;
+    if (s->sql || !s->read)
+        return 0;
+    char *text = malloc(s->len ? s->len : 1);
+    if (!text)
+        return cmig_err_nomem(err);
+    size_t have = 0;
+    while (have < s->len) {
+        size_t got = 0;
+        int rc = s->read(s->src, text + have, s->len - have, &got, err);
+        if (!rc && got == 0)
+            rc = cmig_err_set(err, CMIG_E_INTERNAL, "the migration ended after %zu of %zu bytes",
+                              have, s->len);
+        if (rc) {
+            free(text);
+            return rc;
+        }
+        have += got;
+    }
+    copy->sql = text;
+    copy->read = NULL;
+    copy->src = NULL;
+    *owned = text;
+    return 0;
+}
+
 static int mg_apply(struct cmig_conn *c, const struct cmig_step *s, struct cmig_step_result *r,
                     struct cmig_err *err)
 {
     struct cmig_step_result scratch;
+    struct cmig_step whole;
+    char *owned = NULL;
     int64_t t0 = cmig_drv_now_ms();
     int rc;
     if (!r)
@@ -1898,7 +1932,10 @@ static int mg_apply(struct cmig_conn *c, const struct cmig_step *s, struct cmig_
     switch (s->kind) {
     case CMIG_STEP_UP:
     case CMIG_STEP_DOWN:
-        rc = apply_commands(c, s, r, t0, err);
+        rc = whole_step(s, &whole, &owned, err);
+        if (!rc)
+            rc = apply_commands(c, &whole, r, t0, err);
+        free(owned);
         break;
     default:
         rc = apply_record(c, s, err);

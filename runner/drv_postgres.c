@@ -3,10 +3,13 @@
  * object (drivers/postgres.so) that links libpq and nothing of the runner.
  *
  * Invariants it guards:
- * - a transactional migration and its history change travel as one request
- *   and one transaction, so they commit together or not at all; the SQL is
- *   checked to end outside any quote or comment before anything is
- *   appended to it, so the history statements can never be swallowed;
+ * - a transactional migration and its history change commit in one
+ *   transaction, together or not at all: a file up to 1 MiB travels with
+ *   them as one request (checked to end outside any quote or comment before
+ *   anything is appended, so the history statements can never be
+ *   swallowed); a larger one goes as chunks of whole statements between
+ *   BEGIN and the history change with COMMIT, so that neither the runner
+ *   nor libpq holds it whole;
  * - a non-transactional migration is recorded dirty, and committed, before
  *   its first statement runs, and clean only after its last one succeeded;
  * - no message carries the password: libpq's connection-string parse errors
@@ -1268,48 +1271,18 @@ static size_t char_to_byte(const char *text, size_t len, long pos, int bytes)
     return len;
 }
 
-static void line_col(const char *sql, size_t len, size_t off, unsigned *line, unsigned *col)
-{
-    unsigned l = 1, k = 1;
-    if (off > len)
-        off = len;
-    for (size_t i = 0; i < off; i++) {
-        if (sql[i] == '\n') {
-            if (l < UINT_MAX)
-                l++;
-            k = 1;
-        } else if (((unsigned char)sql[i] & 0xC0) != 0x80 && k < UINT_MAX) {
-            k++;
-        }
-    }
-    *line = l;
-    *col = k;
-}
-
-struct find_stmt {
-    size_t off;
-    unsigned index, n;
-    size_t want_off; /* for the appended-part check */
+/* Whether a statement starts exactly at byte want of a request. */
+struct find_start {
+    size_t want;
     int found;
 };
 
-static int find_stmt_cb(void *ctx, const struct cmig_sql_stmt *st)
+static int find_start_cb(void *ctx, const struct cmig_sql_stmt *st)
 {
-    struct find_stmt *f = ctx;
-    f->n++;
-    if (st->offset <= f->off)
-        f->index = f->n;
-    if (st->offset == f->want_off)
+    struct find_start *f = ctx;
+    if (st->offset == f->want)
         f->found = 1;
-    return 0;
-}
-
-/* Which statement of sql (1-based) holds byte offset off. */
-static unsigned statement_at(const char *sql, size_t len, size_t off)
-{
-    struct find_stmt f = {.off = off, .want_off = SIZE_MAX};
-    cmig_sql_split(sql, len, find_stmt_cb, &f);
-    return f.index;
+    return st->offset >= f->want;
 }
 
 static int touches_history(const PGresult *bad, const struct cmig_step *s)
@@ -1321,12 +1294,20 @@ static int touches_history(const PGresult *bad, const struct cmig_step *s)
            (s->keep_legacy && strcmp(t, "schema_migrations") == 0);
 }
 
+/* What one request carried: text[base..base + chunk->len) is the chunk of
+ * the migration (none when chunk is NULL); anything at or past hist_off is
+ * what this driver appended. */
+struct sent {
+    const char *text;
+    size_t len;
+    size_t base;
+    size_t hist_off;
+    const struct cmig_sql_chunk *chunk;
+};
+
 /* A failed migration: the server's words, its SQLSTATE, and the failure's
- * place in the migration file. text[base..] holds sql[sql_off..] as sent
- * (base: where that part starts in text); anything at or past hist_off in
- * text is what this driver appended. */
-static int migration_fail(struct cmig_conn *c, const PGresult *bad, const char *text,
-                          size_t text_len, size_t base, size_t sql_off, size_t hist_off,
+ * place in the migration file. */
+static int migration_fail(struct cmig_conn *c, const PGresult *bad, const struct sent *x,
                           const struct cmig_step *s, struct cmig_step_result *r,
                           struct cmig_err *err)
 {
@@ -1336,14 +1317,14 @@ static int migration_fail(struct cmig_conn *c, const PGresult *bad, const char *
     const char *p = bad ? PQresultErrorField(bad, PG_DIAG_STATEMENT_POSITION) : NULL;
     long pos = p ? strtol(p, NULL, 10) : 0;
     if (pos > 0) {
-        size_t at = char_to_byte(text, text_len, pos, c->pos_in_bytes);
-        if (at >= hist_off) {
+        size_t at = char_to_byte(x->text, x->len, pos, c->pos_in_bytes);
+        if (at >= x->hist_off) {
             where = " (in the history statements run after the migration)";
-        } else if (at >= base) {
-            size_t off = sql_off + (at - base);
-            line_col(s->sql, s->len, off, &r->line, &r->col);
+        } else if (x->chunk && at >= x->base) {
+            unsigned stmt;
+            cmig_sql_chunk_locate(x->chunk, at - x->base, &r->line, &r->col, &stmt);
             if (!r->statement)
-                r->statement = statement_at(s->sql, s->len, off);
+                r->statement = stmt;
         }
     } else if (bad && touches_history(bad, s)) {
         where = " (in the history statements run after the migration)";
@@ -1359,43 +1340,44 @@ static int migration_fail(struct cmig_conn *c, const PGresult *bad, const char *
     return CMIG_E_MIGRATION;
 }
 
-/* Refuses SQL that cannot be sent as it is, or that would swallow what is
- * appended to it: NUL bytes, and an end inside a quote, a comment, an open
- * parenthesis or a routine body. text holds the whole request; a statement
- * must start exactly at hist_off. */
-static int check_appendable(const char *text, size_t text_len, size_t hist_off,
-                            struct cmig_err *err)
-{
-    struct find_stmt f = {.off = 0, .want_off = hist_off};
-    cmig_sql_split(text, text_len, find_stmt_cb, &f);
-    if (!f.found)
-        return cmig_err_set(err, CMIG_E_MIGRATION,
-                            "the migration ends inside an unterminated string, quoted identifier, "
-                            "comment, parenthesis or statement block; refusing to run it");
-    return 0;
-}
-
 static int check_sql(const struct cmig_step *s, struct cmig_err *err)
 {
-    if (s->len && !s->sql)
+    if (s->len && !s->sql && !s->read)
         return cmig_err_set(err, CMIG_E_INTERNAL, "step without its SQL");
-    if (s->len > SQL_MAX)
-        return cmig_err_set(err, CMIG_E_MIGRATION, "the migration is too large to send (%zu bytes)",
-                            s->len);
-    if (s->len && memchr(s->sql, '\0', s->len))
-        return cmig_err_set(err, CMIG_E_MIGRATION, "the migration contains a NUL byte");
     return 0;
 }
 
-/* tx == TRANSACTION: "BEGIN; <sql> ; <history>; COMMIT" as one request. */
-static int apply_tx(struct cmig_conn *c, const struct cmig_step *s, const struct lits *l,
-                    struct cmig_step_result *r, struct cmig_err *err)
+/* The migration's text, whole or streamed, as statements. */
+static int open_text(struct cmig_sqlstream *ss, const struct cmig_step *s, struct cmig_err *err)
+{
+    if (s->sql || !s->read)
+        return cmig_sqlstream_init_whole(ss, s->sql, s->len, err);
+    cmig_sqlstream_init_reader(ss, s->len, s->read, s->src);
+    return 0;
+}
+
+static int interrupted_at(struct cmig_err *err, unsigned stmt, int dirty)
+{
+    return cmig_err_set(err, CMIG_E_INTERRUPTED, "interrupted before statement %u%s", stmt,
+                        dirty ? "; the migration is left dirty" : "");
+}
+
+/* A migration up to this size travels with its history change as one
+ * request; a larger one is sent in chunks of whole statements inside the
+ * same transaction, so that neither this process nor libpq ever holds it
+ * whole. */
+#define ONE_REQUEST_MAX ((size_t)1 << 20)
+
+/* "BEGIN; <sql> ; <history>; COMMIT" as one request. The SQL is checked to
+ * end outside any quote, comment or block before anything is appended. */
+static int apply_tx_one(struct cmig_conn *c, const struct cmig_step *s, const struct lits *l,
+                        struct cmig_step_result *r, struct cmig_err *err)
 {
     struct buf b = {0};
     PGresult *bad = NULL;
     int rc = 0;
-    if ((rc = check_sql(s, err)))
-        return rc;
+    if (s->len && memchr(s->sql, '\0', s->len))
+        return cmig_err_set(err, CMIG_E_MIGRATION, "the migration contains a NUL byte");
     if (!s->in_outer_tx)
         buf_str(&b, "BEGIN;\n");
     size_t base = b.len;
@@ -1418,10 +1400,19 @@ static int apply_tx(struct cmig_conn *c, const struct cmig_step *s, const struct
         rc = cmig_err_nomem(err);
         goto out;
     }
-    if ((rc = check_appendable(b.p, b.len, hist_off, err)))
+    struct find_start f = {.want = hist_off};
+    cmig_sql_split(b.p, b.len, find_start_cb, &f);
+    if (!f.found) {
+        rc = cmig_err_set(err, CMIG_E_MIGRATION,
+                          "the migration ends inside an unterminated string, quoted identifier, "
+                          "comment, parenthesis or statement block; refusing to run it");
         goto out;
+    }
+    struct cmig_sql_chunk whole = {.text = s->sql ? s->sql : "", .len = s->len, .line = 1,
+                                   .col = 1, .first = 1};
+    struct sent x = {b.p, b.len, base, hist_off, &whole};
     if (run_script(c, b.p, &bad)) {
-        rc = migration_fail(c, bad, b.p, b.len, base, 0, hist_off, s, r, err);
+        rc = migration_fail(c, bad, &x, s, r, err);
         if (!s->in_outer_tx)
             rollback_if_open(c);
     }
@@ -1429,6 +1420,82 @@ out:
     PQclear(bad);
     buf_free(&b);
     return rc;
+}
+
+/* A large migration: BEGIN, then chunks of whole statements, then the
+ * history change and COMMIT; one transaction, as for a small one. */
+static int apply_tx_chunked(struct cmig_conn *c, const struct cmig_step *s, const struct lits *l,
+                            struct cmig_step_result *r, int64_t t0, struct cmig_err *err)
+{
+    struct cmig_sqlstream ss;
+    struct cmig_sql_chunk ch;
+    struct buf b = {0};
+    PGresult *bad = NULL;
+    int rc = open_text(&ss, s, err);
+    if (rc)
+        goto out;
+    if (!s->in_outer_tx && (rc = exec_cmd(c, "BEGIN", "cannot begin the migration's transaction",
+                                          err)))
+        goto out;
+    for (;;) {
+        if ((rc = cmig_sqlstream_next(&ss, CMIG_SQLSTREAM_WINDOW, &ch, err)))
+            goto out;
+        if (!ch.n)
+            break;
+        if (interrupted(c)) {
+            rc = interrupted_at(err, ch.first, 0);
+            goto out;
+        }
+        b.len = 0;
+        buf_add(&b, ch.text, ch.len);
+        if (b.failed) {
+            rc = cmig_err_nomem(err);
+            goto out;
+        }
+        if (run_script(c, b.p, &bad)) {
+            struct sent x = {b.p, b.len, 0, SIZE_MAX, &ch};
+            rc = migration_fail(c, bad, &x, s, r, err);
+            goto out;
+        }
+    }
+    b.len = 0;
+    if (s->kind == CMIG_STEP_UP) {
+        char ms[32];
+        snprintf(ms, sizeof ms, "%" PRId64, cmig_drv_now_ms() - t0);
+        add_insert(&b, l, s->version, 0, ms, 0);
+    } else {
+        buf_str(&b, "DELETE FROM cmig_history");
+        add_where(&b, l, s->version);
+    }
+    add_legacy(&b, s, 0);
+    if (!s->in_outer_tx)
+        buf_str(&b, ";\nCOMMIT");
+    if (b.failed) {
+        rc = cmig_err_nomem(err);
+        goto out;
+    }
+    if (run_script(c, b.p, &bad)) {
+        struct sent x = {b.p, b.len, 0, 0, NULL};
+        rc = migration_fail(c, bad, &x, s, r, err);
+    }
+out:
+    if (rc && !s->in_outer_tx)
+        rollback_if_open(c);
+    PQclear(bad);
+    buf_free(&b);
+    cmig_sqlstream_free(&ss);
+    return rc;
+}
+
+static int apply_tx(struct cmig_conn *c, const struct cmig_step *s, const struct lits *l,
+                    struct cmig_step_result *r, int64_t t0, struct cmig_err *err)
+{
+    int rc = check_sql(s, err);
+    if (rc)
+        return rc;
+    if (s->sql && s->len <= ONE_REQUEST_MAX)
+        return apply_tx_one(c, s, l, r, err);
+    return apply_tx_chunked(c, s, l, r, t0, err);
 }
 
 /* Runs first, which must change at least one row (else: CMIG_E_CONFLICT
@@ -1466,45 +1533,27 @@ out:
     return rc;
 }
 
-struct stmts {
-    struct cmig_sql_stmt *v;
-    size_t n, cap;
-    int failed;
-};
-
-static int collect_stmt(void *ctx, const struct cmig_sql_stmt *st)
-{
-    struct stmts *s = ctx;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        struct cmig_sql_stmt *v = reallocarray(s->v, cap, sizeof *v);
-        if (!v) {
-            s->failed = 1;
-            return 1;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
-    s->v[s->n++] = *st;
-    return 0;
-}
-
 /* tx == NONE: mark dirty (committed), run each statement on its own, then
  * mark clean (UP) or delete the row (DOWN). A failure leaves the row dirty. */
 static int apply_none(struct cmig_conn *c, const struct cmig_step *s, const struct lits *l,
                       struct cmig_step_result *r, int64_t t0, struct cmig_err *err)
 {
     struct buf b = {0}, one = {0};
-    struct stmts st = {0};
+    struct cmig_sqlstream ss;
+    struct cmig_sql_chunk ch;
     PGresult *bad = NULL;
     int rc;
     char what[160];
+    memset(&ss, 0, sizeof ss);
     if ((rc = check_sql(s, err)))
         return rc;
     if (s->in_outer_tx)
         return cmig_err_set(err, CMIG_E_USAGE,
                             "a migration that runs outside a transaction cannot be part of a "
                             "single transaction");
+    /* A whole text is checked (NUL bytes) before anything changes. */
+    if ((rc = open_text(&ss, s, err)))
+        goto out;
     snprintf(what, sizeof what, "cannot mark migration %" PRId64 " as started", s->version);
     if (s->kind == CMIG_STEP_UP) {
         add_insert(&b, l, s->version, 1, "0", 1);
@@ -1536,29 +1585,35 @@ static int apply_none(struct cmig_conn *c, const struct cmig_step *s, const stru
             goto out;
     }
 
-    cmig_sql_split(s->sql, s->len, collect_stmt, &st);
-    if (st.failed) {
-        rc = cmig_err_nomem(err);
-        goto out;
-    }
-    for (size_t i = 0; i < st.n; i++) {
-        r->statement = (unsigned)(i + 1 < UINT_MAX ? i + 1 : UINT_MAX);
+    for (;;) {
+        if ((rc = cmig_sqlstream_next(&ss, 0, &ch, err))) {
+            if (rc != CMIG_E_NOMEM)
+                cmig_err_prefix(err, "after statement %u (the migration is left dirty)",
+                                ss.stmts);
+            goto out;
+        }
+        if (!ch.n)
+            break;
+        r->statement = ch.first;
         if (interrupted(c)) {
-            rc = cmig_err_set(err, CMIG_E_INTERRUPTED,
-                              "interrupted before statement %zu; the migration is left dirty",
-                              i + 1);
+            r->line = ch.line;
+            r->col = ch.col;
+            rc = interrupted_at(err, ch.first, 1);
             goto out;
         }
         one.len = 0;
-        buf_add(&one, s->sql + st.v[i].offset, st.v[i].len);
+        buf_add(&one, ch.text, ch.len);
         if (one.failed) {
             rc = cmig_err_nomem(err);
             goto out;
         }
         if (run_script(c, one.p, &bad)) {
-            rc = migration_fail(c, bad, one.p, one.len, 0, st.v[i].offset, SIZE_MAX, s, r, err);
-            if (!r->line)
-                line_col(s->sql, s->len, st.v[i].offset, &r->line, &r->col);
+            struct sent x = {one.p, one.len, 0, SIZE_MAX, &ch};
+            rc = migration_fail(c, bad, &x, s, r, err);
+            if (!r->line) {
+                r->line = ch.line;
+                r->col = ch.col;
+            }
             rollback_if_open(c);
             goto out;
         }
@@ -1594,7 +1649,7 @@ static int apply_none(struct cmig_conn *c, const struct cmig_step *s, const stru
     }
 out:
     PQclear(bad);
-    free(st.v);
+    cmig_sqlstream_free(&ss);
     buf_free(&one);
     buf_free(&b);
     return rc;
@@ -1664,7 +1719,7 @@ static int pg_apply(struct cmig_conn *c, const struct cmig_step *s, struct cmig_
         if (s->tx == CMIG_TX_NONE)
             rc = apply_none(c, s, &l, r, t0, err);
         else
-            rc = apply_tx(c, s, &l, r, err);
+            rc = apply_tx(c, s, &l, r, t0, err);
         break;
     default:
         rc = apply_record(c, s, &l, err);

@@ -890,36 +890,25 @@ static const char *skip_blank(const char *p, const char *end)
     return p;
 }
 
-static void locate(const char *sql, size_t off, unsigned *line, unsigned *col)
-{
-    unsigned l = 1, cl = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (sql[i] == '\n') {
-            l++;
-            cl = 1;
-        } else {
-            cl++;
-        }
-    }
-    *line = l;
-    *col = cl;
-}
-
 /* Records where statement n failed in r: SQLite's byte offset of the error
  * when it knows one (parse errors), else the statement's first character.
- * The message leaves the position out: the core reports it from r, mapped
- * to the line of the source file. */
-static int script_fail(struct cmig_conn *c, const struct cmig_step *s, struct cmig_step_result *r,
-                       unsigned n, const char *p, const char *start, struct cmig_err *err)
+ * p is where the statement's text starts in the stream's window, view the
+ * bytes SQLite was given from there. The message leaves the position out:
+ * the core reports it from r, mapped to the line of the source file. */
+static int script_fail(struct cmig_conn *c, const struct cmig_sqlstream *ss,
+                       struct cmig_step_result *r, unsigned n, const char *p, size_t view,
+                       const char *start, struct cmig_err *err)
 {
-    size_t off = (size_t)(start - s->sql);
+    size_t off = (size_t)(start - ss->win);
 #if SQLITE_VERSION_NUMBER >= 3038000
     int eo = sqlite3_error_offset(c->db);
-    if (eo >= 0 && (size_t)eo < (size_t)(s->sql + s->len - p))
-        off = (size_t)(p - s->sql) + (size_t)eo;
+    if (eo >= 0 && (size_t)eo < view)
+        off = (size_t)(p - ss->win) + (size_t)eo;
+#else
+    (void)view;
 #endif
     r->statement = n;
-    locate(s->sql, off, &r->line, &r->col);
+    cmig_sqlstream_locate(ss, off, &r->line, &r->col);
     if (c->denied && (sqlite3_errcode(c->db) & 0xff) == SQLITE_AUTH) {
         if (err && err->code != CMIG_OK)
             return err->code;
@@ -933,34 +922,78 @@ static int script_fail(struct cmig_conn *c, const struct cmig_step *s, struct cm
     return sq_fail(c, err, CMIG_E_MIGRATION, "%s", "");
 }
 
-/* Runs s->sql statement by statement, each stepped to completion (a SELECT
- * too). in_tx: we are inside a transaction that must outlive the script. */
+/* Whether a prepared statement's text [p, tail) ended at its own ';': then
+ * nothing past the window can change it. */
+static int ends_with_semicolon(const char *p, const char *tail)
+{
+    while (tail > p && (tail[-1] == ' ' || tail[-1] == '\t' || tail[-1] == '\n' ||
+                        tail[-1] == '\r' || tail[-1] == '\f' || tail[-1] == '\v'))
+        tail--;
+    return tail > p && tail[-1] == ';';
+}
+
+/* Runs the step's SQL statement by statement, each stepped to completion
+ * (a SELECT too). in_tx: we are inside a transaction that must outlive the
+ * script. A large file is read through a window (cmig/sqlstream.h): a
+ * statement runs only once its ';' is in view or the text has ended; one
+ * that does not parse makes the window grow until the text ends, so a
+ * failing statement may cost the rest of the file in memory, never a wrong
+ * split. */
 static int run_script(struct cmig_conn *c, const struct cmig_step *s, int in_tx,
                       struct cmig_step_result *r, struct cmig_err *err)
 {
-    const char *p = s->sql, *end = s->sql + s->len;
+    struct cmig_sqlstream ss;
     sqlite3_stmt *st = NULL;
     unsigned n = 0;
     int rc = 0;
+    if (s->sql || !s->read) {
+        if ((rc = cmig_sqlstream_init_whole(&ss, s->sql, s->len, err)))
+            return rc;
+    } else {
+        cmig_sqlstream_init_reader(&ss, s->len, s->read, s->src);
+    }
     c->denied = NULL;
     if (in_tx)
         sqlite3_set_authorizer(c->db, on_authorize, c);
-    while (p < end) {
+    for (;;) {
+        int at_end = cmig_sqlstream_at_end(&ss);
+        size_t view = cmig_sqlstream_view(&ss);
+        const char *p = ss.win, *end = ss.win + view;
         const char *start = skip_blank(p, end), *tail = NULL;
-        if (start == end)
-            break;
+        if (start == end) {
+            if (at_end)
+                break;
+            if ((rc = cmig_sqlstream_more(&ss, err)))
+                goto out;
+            continue;
+        }
         if (stop_requested(c)) {
             r->statement = n + 1;
-            locate(s->sql, (size_t)(start - s->sql), &r->line, &r->col);
+            cmig_sqlstream_locate(&ss, (size_t)(start - p), &r->line, &r->col);
             rc = cmig_err_set(err, CMIG_E_INTERRUPTED, "'%s': interrupted by a signal", c->path);
             goto out;
         }
-        if (sqlite3_prepare_v2(c->db, p, (int)(end - p), &st, &tail) != SQLITE_OK) {
-            rc = script_fail(c, s, r, n + 1, p, start, err);
+        if (sqlite3_prepare_v2(c->db, p, (int)view, &st, &tail) != SQLITE_OK) {
+            if (!at_end) {
+                if ((rc = cmig_sqlstream_more(&ss, err)))
+                    goto out;
+                continue;
+            }
+            rc = script_fail(c, &ss, r, n + 1, p, view, start, err);
             goto out;
         }
-        if (!st)
-            break; /* only blanks were left */
+        if (!tail || tail <= p)
+            tail = end;
+        if (!st || (!at_end && !ends_with_semicolon(p, tail))) {
+            /* Only blanks are in view, or a statement that may go on. */
+            sqlite3_finalize(st);
+            st = NULL;
+            if (at_end)
+                break;
+            if ((rc = cmig_sqlstream_more(&ss, err)))
+                goto out;
+            continue;
+        }
         n++;
         c->timed_out = 0;
         c->deadline = c->stmt_timeout_ms ? mono_ms() + c->stmt_timeout_ms : 0;
@@ -969,25 +1002,26 @@ static int run_script(struct cmig_conn *c, const struct cmig_step *s, int in_tx,
             ;
         c->deadline = 0;
         if (src != SQLITE_DONE) {
-            rc = script_fail(c, s, r, n, p, start, err);
+            rc = script_fail(c, &ss, r, n, p, view, start, err);
             goto out;
         }
         sqlite3_finalize(st);
         st = NULL;
         if (in_tx && sqlite3_get_autocommit(c->db)) {
             r->statement = n;
-            locate(s->sql, (size_t)(start - s->sql), &r->line, &r->col);
+            cmig_sqlstream_locate(&ss, (size_t)(start - p), &r->line, &r->col);
             rc = cmig_err_set(err, CMIG_E_MIGRATION,
                               "'%s': the statement ended the migration's transaction", c->path);
             goto out;
         }
-        p = tail && tail > p ? tail : end;
+        cmig_sqlstream_consume(&ss, (size_t)(tail - p));
     }
 out:
     c->deadline = 0;
     if (in_tx)
         sqlite3_set_authorizer(c->db, NULL, NULL);
     sqlite3_finalize(st);
+    cmig_sqlstream_free(&ss);
     return rc;
 }
 
@@ -1000,7 +1034,7 @@ static int check_step(struct cmig_conn *c, const struct cmig_step *s, struct cmi
     switch (s->kind) {
     case CMIG_STEP_UP:
     case CMIG_STEP_DOWN:
-        if (!s->sql && s->len)
+        if (!s->sql && !s->read && s->len)
             return cmig_err_set(err, CMIG_E_INTERNAL, "'%s': step of version %lld has no sql",
                                 c->path, (long long)s->version);
         if (s->tx != CMIG_TX_TRANSACTION && s->tx != CMIG_TX_NONE)
@@ -1010,7 +1044,7 @@ static int check_step(struct cmig_conn *c, const struct cmig_step *s, struct cmi
             return cmig_err_set(err, CMIG_E_INPUT,
                                 "'%s': migration %lld is %zu bytes; at most %zu are run", c->path,
                                 (long long)s->version, s->len, SQ_MAX_SQL);
-        if (s->len && memchr(s->sql, '\0', s->len))
+        if (s->sql && s->len && memchr(s->sql, '\0', s->len))
             return cmig_err_set(err, CMIG_E_INPUT, "'%s': migration %lld contains a NUL byte",
                                 c->path, (long long)s->version);
         if (s->kind == CMIG_STEP_UP && !s->sha256)

@@ -7,6 +7,9 @@
  */
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__ /* defined by the headers above */
+#include <malloc.h>
+#endif
 
 #include "config.h"
 #include "log.h"
@@ -114,6 +117,19 @@ static void usage(FILE *f)
                "  10 plan --exit-code: migrations pending\n");
 }
 
+/* glibc raises its mmap threshold to the size of the largest block freed
+ * (up to 32 MiB) and keeps twice that in the heap before it trims: after
+ * the manifest image is freed, every later megabyte would stay resident.
+ * Fixed thresholds give freed memory back, which is what an
+ * initContainer's memory limit sees. */
+static void keep_memory_small(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+#endif
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -165,6 +181,7 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return RUN_USAGE;
     }
+    keep_memory_small();
     signals_install();
     rc = c->run(&cfg);
     config_free(&cfg);

@@ -655,12 +655,85 @@ scn_termination_log() {
         ok "the termination log is never created"
 }
 
+# ---------------------------------------------------------------------------
+# Files larger than the runner holds whole (1 MiB): they reach the database
+# as a stream of statements out of a compressed private copy. big_sql N
+# TABLE [FAIL_AT]: N INSERT statements of five rows each of 400 hex digits
+# (random, so that the bundle stays large when compressed), after a CREATE
+# TABLE; with FAIL_AT, the statement on that line (>= 2) selects a column
+# that does not exist.
+big_sql() {
+    awk -v n="$1" -v t="$2" -v fail="${3:-0}" 'BEGIN {
+        srand(n + length(t)); line = 1
+        printf "CREATE TABLE %s (id integer, v text);\n", t
+        for (i = 0; i < n; i++) {
+            line++
+            if (line == fail) { print "SELECT nosuch_col FROM " t ";"; continue }
+            printf "INSERT INTO %s VALUES ", t
+            for (r = 0; r < 5; r++) {
+                h = ""
+                for (k = 0; k < 50; k++) h = h sprintf("%08x", int(rand() * 4294967296))
+                printf "%s(%d, \047%s\047)", r ? ", " : "", i * 5 + r, h
+            }
+            print ";"
+        }
+    }'
+}
+
+scn_large_files() {
+    local d=$SCN/large
+    base_dir "$d"
+    big_sql 4000 big >"$d/5_big_seed.up.sql"
+    bundle_build "$d" app 1.1.0 "$T/bundles/large.cmig" || return
+    local size
+    size=$(stat -c %s "$T/bundles/large.cmig")
+    if [ "$size" -gt $((4 * 1024 * 1024)) ]; then ok "large: the bundle is read from disk (over 4 MiB)"
+    else not_ok "large: the bundle is read from disk (over 4 MiB)" "$size bytes"; fi
+    BUN=$T/bundles/large.cmig
+    db_new large
+    x 0 "large: an 8 MB transactional migration applies" up
+    is "large: every row of the seed is there" "$(db_sql 'SELECT count(*), sum(length(v)) FROM big')" \
+        "20000|8000000"
+    is "large: ...with the ids in order" "$(db_sql 'SELECT min(id), max(id) FROM big')" "0|19999"
+    is "large: status" "$(states)" "1:applied 2:applied 3:applied 5:applied"
+    x 0 "large: the no-op after it" up
+    expect_contains "large: the no-op says so" "$OUT" "nothing to do"
+
+    # A failure deep inside a large file: rolled back, and placed exactly.
+    local f=$SCN/large-fail
+    base_dir "$f"
+    big_sql 3000 big6 2900 >"$f/6_big_fail.up.sql"
+    bundle_build "$f" app 1.2.0 "$T/bundles/large-fail.cmig" || return
+    BUN=$T/bundles/large-fail.cmig
+    db_new large_fail
+    x 1 "large: a failing statement near the end of a 6 MB migration" up
+    expect_contains "large: the error names the file, line and column" "$OUT" \
+        "6_big_fail.up.sql:2900:8"
+    expect_contains "large: the error carries the database's message" "$OUT" "nosuch_col"
+    is "large: the failed migration left nothing" "$(db_has big6)" 0
+    is "large: status" "$(states)" "1:applied 2:applied 3:applied 6:pending"
+
+    # Outside a transaction: statement by statement, left dirty at the one
+    # that failed, with everything before it applied.
+    local n=$SCN/large-notx
+    base_dir "$n"
+    { echo '-- cmig:no-transaction'; big_sql 2000 big7 1501; } >"$n/7_big_notx.up.sql"
+    bundle_build "$n" app 1.3.0 "$T/bundles/large-notx.cmig" || return
+    BUN=$T/bundles/large-notx.cmig
+    db_new large_notx
+    x 1 "large: a non-transactional 4 MB migration failing at statement 1,500" up
+    expect_contains "large: the error names line and statement" "$OUT" \
+        "7_big_notx.up.sql:1502:8, statement 1501"
+    is "large: the statements before it were applied" "$(db_sql 'SELECT count(*) FROM big7')" 7495
+    is "large: the migration is dirty" "$(states)" "1:applied 2:applied 3:applied 7:dirty"
+}
+
 run_all_scenarios() {
     local s t0
     scn_init
     for s in fresh_apply to failing goose_position no_transaction comment_only down baseline dirty \
         golang_migrate rollback drift out_of_order same_version refused two_bundles single_tx \
-        plan_status json_logs env termination_log; do
+        plan_status json_logs env termination_log large_files; do
         t0=$(now_ms)
         "scn_$s"
         echo "# $DRIVER $s: $(elapsed_ms "$t0") ms"

@@ -732,6 +732,121 @@ static const struct cmig_limits *streamed(void)
     return &l;
 }
 
+/* ---- each_content: large files as streams ----------------------------- */
+
+struct stream_check {
+    int calls, streamed, whole, bad;
+    size_t piece; /* read in pieces of this size (grows, to vary the cuts) */
+};
+
+static int stream_fn(void *ctx, const struct cmig_migration *m, int is_down,
+                     struct cmig_file_bytes *c, struct cmig_err *err)
+{
+    struct stream_check *k = ctx;
+    const struct cmig_file *f = is_down ? &m->down : &m->up;
+    k->calls++;
+    if (c->data)
+        k->whole++;
+    else
+        k->streamed++;
+    uint8_t *all = malloc(f->size + 1);
+    size_t have = 0, got = 0;
+    if (!all)
+        return cmig_err_nomem(err);
+    do {
+        size_t want = k->piece++ % 13 + 1;
+        if (want > f->size + 1 - have)
+            want = f->size + 1 - have;
+        int rc = cmig_file_bytes_read(c, all + have, want, &got, err);
+        if (rc) {
+            free(all);
+            return rc;
+        }
+        have += got;
+    } while (got && have <= f->size);
+    uint8_t digest[32];
+    crypto_hash_sha256(digest, all, have);
+    if (have != f->size || c->len != f->size || memcmp(digest, f->sha256, 32) != 0)
+        k->bad++;
+    /* Reading past the end gives nothing, again. */
+    if (cmig_file_bytes_read(c, all, 1, &got, err) != 0 || got != 0)
+        k->bad++;
+    free(all);
+    return 0;
+}
+
+/* Files above whole_max come as streams out of a private copy, byte for
+ * byte what was signed; the others whole. Both from memory and from disk. */
+TEST(each_content_streams_large_files)
+{
+    struct cmig_err err;
+    for (int from_disk = 0; from_disk < 2; from_disk++) {
+        for (uint64_t whole_max = 0; whole_max < 400; whole_max += 150) {
+            struct cmig_limits lim;
+            cmig_limits_default(&lim);
+            if (from_disk)
+                lim.in_memory_max = 0;
+            lim.whole_max = whole_max;
+            struct cmig_bundle *b = NULL;
+            CHECK_EQ_INT(open_with(&b, signed_path, &ring1, 0, &lim, &err), 0);
+            if (!b)
+                return;
+            const struct cmig_manifest *m = cmig_bundle_manifest(b);
+            int want_streamed = 0;
+            for (size_t i = 0; i < m->n; i++) {
+                want_streamed += m->migrations[i].up.size > whole_max;
+                want_streamed += m->migrations[i].down.path && m->migrations[i].down.size > whole_max;
+            }
+            struct stream_check k = {0};
+            CHECK_EQ_INT(cmig_bundle_each_content(b, NULL, stream_fn, &k, &err), 0);
+            CHECK_STR(err.msg, "");
+            CHECK_EQ_INT(k.calls, 8);
+            CHECK_EQ_INT(k.streamed, want_streamed);
+            CHECK_EQ_INT(k.whole, 8 - want_streamed);
+            CHECK_EQ_INT(k.bad, 0);
+            cmig_bundle_close(b);
+        }
+    }
+}
+
+/* A streamed walk over a file modified on disk refuses the changed entry
+ * before fn sees a byte of it. */
+TEST(each_content_refuses_modified_entries)
+{
+    struct cmig_err err;
+    char path[600];
+    tmp(path, sizeof path, "modify-stream.cmig");
+    CHECK_EQ_INT(build(path, key1, "1.2.3", &err), 0);
+    uint64_t size = file_size(path);
+    struct cmig_limits lim;
+    cmig_limits_default(&lim);
+    lim.in_memory_max = 0;
+    lim.whole_max = 0;
+    int refused = 0, tries = 0;
+    for (uint64_t at = size / 3; at < size - 64; at += size / 9) {
+        CHECK_EQ_INT(build(path, key1, "1.2.3", &err), 0);
+        struct cmig_bundle *b = NULL;
+        CHECK_EQ_INT(open_with(&b, path, &ring1, 0, &lim, &err), 0);
+        if (!b)
+            return;
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        uint8_t byte = 0;
+        CHECK(fd >= 0 && pread(fd, &byte, 1, (off_t)at) == 1);
+        byte ^= 0x55;
+        CHECK(fd >= 0 && pwrite(fd, &byte, 1, (off_t)at) == 1);
+        if (fd >= 0)
+            close(fd);
+        struct stream_check k = {0};
+        cmig_err_clear(&err);
+        int rc = cmig_bundle_each_content(b, NULL, stream_fn, &k, &err);
+        tries++;
+        refused += rc == CMIG_E_VERIFY;
+        CHECK_EQ_INT(k.bad, 0); /* what fn saw was always what was signed */
+        cmig_bundle_close(b);
+    }
+    CHECK_EQ_INT(refused, tries);
+}
+
 /* Modifying the file in place after open is caught on the next walk. */
 TEST(modified_file_is_refused)
 {
@@ -920,6 +1035,8 @@ int main(void)
     setup();
     RUN(roundtrip_signed);
     RUN(each_file_selects_and_stops);
+    RUN(each_content_streams_large_files);
+    RUN(each_content_refuses_modified_entries);
     RUN(key_rotation);
     RUN(wrong_key_refused);
     RUN(no_keys_is_usage_error);

@@ -46,6 +46,9 @@ struct cmig_limits {
                                     the bytes parsed, and nothing is re-read;
                                     larger ones are streamed twice from the
                                     same descriptor, every read hashed */
+    uint64_t whole_max;          /* cmig_bundle_each_content hands out files up
+                                    to this size whole; larger ones as a
+                                    stream from a private compressed copy */
 };
 
 /* The defaults documented in docs/FORMAT.md. */
@@ -103,6 +106,33 @@ int cmig_bundle_each_file(struct cmig_bundle *b,
                           int (*fn)(void *ctx, const struct cmig_migration *m, int is_down,
                                     const uint8_t *data, size_t len, struct cmig_err *err),
                           void *ctx, struct cmig_err *err);
+
+struct cmig_spool;
+
+/* A checked migration file, as cmig_bundle_each_content hands it out: whole
+ * (data) when it is at most limits.whole_max bytes, else data is NULL and
+ * its bytes come from cmig_file_bytes_read, in order, out of a private
+ * compressed copy made while its SHA-256 was checked. Valid only during the
+ * call. */
+struct cmig_file_bytes {
+    uint64_t len;
+    const uint8_t *data;
+    uint64_t pos;             /* bytes cmig_file_bytes_read handed out */
+    struct cmig_spool *spool; /* private */
+};
+
+/* The next bytes of c (whole or not): *got = 0 at its end. */
+int cmig_file_bytes_read(struct cmig_file_bytes *c, uint8_t *buf, size_t cap, size_t *got,
+                      struct cmig_err *err);
+
+/* cmig_bundle_each_file for callers that can take a large file as a stream:
+ * what is held at once is bounded by whole_max and the compressed size of
+ * the largest selected file, not by its size. */
+int cmig_bundle_each_content(struct cmig_bundle *b,
+                             int (*want)(void *ctx, const struct cmig_migration *m, int is_down),
+                             int (*fn)(void *ctx, const struct cmig_migration *m, int is_down,
+                                       struct cmig_file_bytes *c, struct cmig_err *err),
+                             void *ctx, struct cmig_err *err);
 
 /* Closes the file and frees everything; NULL is fine. */
 void cmig_bundle_close(struct cmig_bundle *b);

@@ -25,14 +25,16 @@
 #define CMIG_BUNDLE_NAME_MAX 128
 #define CMIG_PATH_MAX 255
 
+struct cmig_strings;
+
 /* One direction (up or down) of a migration as stored in the bundle. */
 struct cmig_file {
     char *path;             /* entry name in the archive; NULL: no such direction */
     uint64_t size;
     uint8_t sha256[32];
-    enum cmig_txmode tx;
     char *tx_reason;        /* "" or e.g. "line 3: CREATE INDEX CONCURRENTLY" */
     char *source;           /* the file it came from, relative to the source dir */
+    enum cmig_txmode tx;
     uint32_t source_line;   /* first line of the section in that file (1-based) */
 };
 
@@ -54,6 +56,9 @@ struct cmig_manifest {
     char *dir_format;         /* cmig_dir_format_name() of the source */
     size_t n;
     struct cmig_migration *migrations; /* ascending by version */
+    struct cmig_strings *strings; /* cmig_manifest_load: where the migrations' strings live
+                                     (one allocation per 64 KiB, not per string); NULL for a
+                                     manifest built by hand, whose strings are malloc'd */
 };
 
 /* Whether s is a valid bundle name / a valid driver name. */

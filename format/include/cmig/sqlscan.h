@@ -28,12 +28,17 @@ int cmig_txmode_parse(const char *s);
 /* One statement of a script. offset/len cover the statement's text from its
  * first significant character through its terminating ';' (when there is
  * one). Leading whitespace and comments are not part of it. line and col
- * (both 1-based, col in bytes) locate offset in the script. */
+ * (both 1-based, col in bytes) locate offset in the script. terminated is 1
+ * when the statement was ended by its ';' (or a goose StatementEnd or
+ * StatementBegin marker) and 0 when the end of the input ended it: text
+ * read through a window (cmig/sqlstream.h) then does not know yet whether
+ * the statement goes on. */
 struct cmig_sql_stmt {
     size_t offset;
     size_t len;
     unsigned line;
     unsigned col;
+    int terminated;
 };
 
 /* Calls fn for each statement in order; a statement made only of
