@@ -59,7 +59,7 @@ void cmig_limits_default(struct cmig_limits *l)
     l->max_total_bytes = 4ull << 30;
     l->max_entries = 100001;
     l->max_ratio = 200;
-    l->in_memory_max = 4ull << 20;
+    l->in_memory_max = 1ull << 20;
     l->whole_max = 1ull << 20;
 }
 

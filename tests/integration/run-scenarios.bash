@@ -687,8 +687,8 @@ scn_large_files() {
     bundle_build "$d" app 1.1.0 "$T/bundles/large.cmig" || return
     local size
     size=$(stat -c %s "$T/bundles/large.cmig")
-    if [ "$size" -gt $((4 * 1024 * 1024)) ]; then ok "large: the bundle is read from disk (over 4 MiB)"
-    else not_ok "large: the bundle is read from disk (over 4 MiB)" "$size bytes"; fi
+    if [ "$size" -gt $((1024 * 1024)) ]; then ok "large: the bundle is read from disk (over 1 MiB)"
+    else not_ok "large: the bundle is read from disk (over 1 MiB)" "$size bytes"; fi
     BUN=$T/bundles/large.cmig
     db_new large
     x 0 "large: an 8 MB transactional migration applies" up
