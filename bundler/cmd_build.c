@@ -22,6 +22,7 @@ const char USAGE_BUILD[] =
     "usage: cmig-bundle build DIR --name NAME --version SEMVER --key SECRET_KEY_FILE\n"
     "                         [--previous OLD.cmig] [--source-revision REV] [--output FILE]\n"
     "                         [--unsigned] [--dir-format FORMAT] [--driver DRIVER]\n"
+    "                         [--mongodb-transactions]\n"
     "\n"
     "Packs the migrations in DIR into NAME-VERSION.cmig and signs it into\n"
     "NAME-VERSION.cmig.minisig. The same DIR, VERSION and SOURCE_DATE_EPOCH always\n"
@@ -48,6 +49,9 @@ const char USAGE_BUILD[] =
     "                            (env CMIG_DIR_FORMAT)\n"
     "  -d, --driver DRIVER       postgres, sqlite or mongodb (env CMIG_DRIVER; default:\n"
     "                            mongodb for .json migrations, postgres for .sql)\n"
+    "      --mongodb-transactions record MongoDB migrations as transactional: cmig-run\n"
+    "                            runs each, with its history record, in one transaction\n"
+    "                            (replica sets only; env CMIG_MONGODB_TRANSACTIONS=1)\n"
     "  -q, --quiet               print nothing but errors\n"
     "  -v, --verbose             say more\n"
     "\n"
@@ -106,7 +110,7 @@ int cmd_build(int argc, char **argv)
         {"output", required_argument, NULL, 'o'}, {"unsigned", no_argument, NULL, 'U'},
         {"dir-format", required_argument, NULL, 'F'}, {"driver", required_argument, NULL, 'd'},
         {"quiet", no_argument, NULL, 'q'},        {"verbose", no_argument, NULL, 'v'},
-        {NULL, 0, NULL, 0}};
+        {"mongodb-transactions", no_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
     struct cmig_build_opts o;
     memset(&o, 0, sizeof o);
     const char *dir = cli_env("CMIG_MIGRATIONS_DIR");
@@ -114,6 +118,7 @@ int cmd_build(int argc, char **argv)
     o.version = cli_env("CMIG_BUNDLE_VERSION");
     o.source_revision = cli_env("CMIG_SOURCE_REVISION");
     o.driver = cli_env("CMIG_DRIVER");
+    o.mongodb_transactions = cli_env_flag("CMIG_MONGODB_TRANSACTIONS");
     const char *key_file = NULL, *previous = cli_env("CMIG_PREVIOUS");
     const char *output = cli_env("CMIG_OUTPUT"), *dir_format = cli_env("CMIG_DIR_FORMAT");
     int unsigned_ = cli_env_flag("CMIG_UNSIGNED"), c;
@@ -133,6 +138,7 @@ int cmd_build(int argc, char **argv)
         case 'U': unsigned_ = 1; break;
         case 'F': dir_format = optarg; break;
         case 'd': o.driver = optarg; break;
+        case 'T': o.mongodb_transactions = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         default: free(pubkeys); return cli_usage("build", "bad option");

@@ -171,10 +171,21 @@ static int describe_section(struct plan *p, struct cmig_file *f, const struct cm
         int rc = cmig_json_migration_check((const char *)data, s->len, source, err);
         if (rc)
             return rc;
-        /* MongoDB commands are not transactional in general. */
-        f->tx = CMIG_TX_NONE;
-        snprintf(f->tx_reason, REASON_MAX, "MongoDB commands");
+        /* MongoDB commands are not transactional in general; a team whose
+         * servers are replica sets may ask for one transaction each. */
+        if (p->o->mongodb_transactions) {
+            f->tx = CMIG_TX_TRANSACTION;
+            snprintf(f->tx_reason, REASON_MAX, "built with --mongodb-transactions");
+        } else {
+            f->tx = CMIG_TX_NONE;
+            snprintf(f->tx_reason, REASON_MAX, "MongoDB commands");
+        }
     } else {
+        if (p->o->mongodb_transactions)
+            return cmig_err_set(err, CMIG_E_USAGE,
+                                "--mongodb-transactions is for MongoDB (JSON) migrations; '%s' "
+                                "is SQL",
+                                source);
         /* No database client sends SQL holding a NUL byte; refusing it here
          * means no runner finds one halfway through a migration. */
         const uint8_t *nul = s->len ? memchr(data, '\0', s->len) : NULL;

@@ -29,13 +29,14 @@ struct apply_ctx {
     int64_t *ms;      /* --single-transaction: each one's time, logged after the commit */
 };
 
-static void log_applied(const struct cmig_migration *mg, int64_t ms)
+static void log_applied(const struct cmig_migration *mg, int64_t ms, int in_tx)
 {
+    enum cmig_txmode tx = in_tx ? CMIG_TX_TRANSACTION : mg->up.tx;
     LOGV(LOG_INFO, "migration.applied",
          FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP FI("ms", ms)
-             COMMA_SEP FS("transaction", cmig_txmode_name(mg->up.tx)),
+             COMMA_SEP FS("transaction", cmig_txmode_name(tx)),
          "applied migration %lld '%s' in %lld ms%s", (long long)mg->version, mg->name,
-         (long long)ms, mg->up.tx == CMIG_TX_NONE ? " (no transaction)" : "");
+         (long long)ms, tx == CMIG_TX_NONE ? " (no transaction)" : "");
 }
 
 static void step_init(struct cmig_step *st, const struct session *s,
@@ -136,7 +137,7 @@ static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down,
     if (a->ms)
         a->ms[a->next] = ms;
     else
-        log_applied(mg, ms);
+        log_applied(mg, ms, r.transaction);
     a->next++;
     return 0;
 }
@@ -208,7 +209,7 @@ static int apply_pending(struct session *s, const struct plan *p, const struct c
         if (rc)
             a.next = 0;
         for (size_t i = 0; i < a.next; i++)
-            log_applied(p->pending[i], a.ms[i]);
+            log_applied(p->pending[i], a.ms[i], 0);
         free(a.ms);
     }
     return rc;

@@ -144,6 +144,8 @@ struct cmig_step_result {
     int64_t execution_ms;   /* wall time of the step as the driver measured it */
     unsigned statement;     /* 1-based statement that failed, when known (non-tx) */
     unsigned line, col;     /* 1-based position in sql of the failure; 0 when unknown */
+    int transaction;        /* 1: it ran in a transaction although the step's tx said
+                               otherwise (MongoDB's URL option x-transaction-mode) */
 };
 
 struct cmig_driver {

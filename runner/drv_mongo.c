@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +96,8 @@ struct cmig_conn {
     int64_t statement_timeout_ms;
     int server_clock; /* hello reports localTime: -1 not yet known */
     int legacy_seen;  /* golang-migrate's collection has a document */
+    int tx_all;       /* URL x-transaction-mode=true: every migration in a transaction */
+    mongoc_client_session_t *session; /* the open transaction of a migration, or NULL */
 
     /* the migration lock */
     char *lock_bundle;
@@ -414,18 +417,37 @@ static int db_fail(struct cmig_err *err, const struct failure *f, const char *wh
     return rc;
 }
 
-/* Runs one of this driver's own writes: the URL's write concern applies. */
+/* Adds the open transaction's session to a command's options, when there
+ * is one and the command goes through the main client (the lease renewal
+ * thread has a client of its own and stays outside any transaction). */
+static int in_session(const struct cmig_conn *c, mongoc_client_t *cl, bson_t *opts,
+                      bson_error_t *be)
+{
+    memset(be, 0, sizeof *be);
+    if (!c->session || cl != c->client)
+        return 1;
+    return mongoc_client_session_append(c->session, opts, be);
+}
+
+/* Runs one of this driver's own writes: the URL's write concern applies
+ * (inside a transaction, the transaction's). */
 static int write_cmd(struct cmig_conn *c, mongoc_client_t *cl, const bson_t *cmd, bson_t *reply,
                      struct failure *f)
 {
     bson_error_t be;
     bson_t scratch;
+    bson_t opts = BSON_INITIALIZER;
     if (!reply)
         reply = &scratch;
-    int ok = mongoc_client_write_command_with_opts(cl, c->db, cmd, NULL, reply, &be);
+    int ok = in_session(c, cl, &opts, &be);
+    if (ok)
+        ok = mongoc_client_write_command_with_opts(cl, c->db, cmd, &opts, reply, &be);
+    else
+        bson_init(reply);
     int rc = check_reply(c, ok, reply, &be, f);
     if (reply == &scratch)
         bson_destroy(&scratch);
+    bson_destroy(&opts);
     return rc;
 }
 
@@ -618,13 +640,75 @@ static int32_t attempt_timeout(const struct cmig_conn_opts *o)
     return (int32_t)t;
 }
 
+/* strconv.ParseBool's words, which golang-migrate reads its options with:
+ * 1 true, 0 false, -1 neither. */
+static int parse_go_bool(const char *v, size_t n)
+{
+    static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strlen(yes[i]) == n && memcmp(yes[i], v, n) == 0)
+            return 1;
+        if (strlen(no[i]) == n && memcmp(no[i], v, n) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+#define TX_MODE_OPTION "x-transaction-mode"
+
+/* golang-migrate's MongoDB driver takes x-transaction-mode=true from the
+ * URL (every migration in a transaction), so teams that switch keep their
+ * URLs. libmongoc does not know the option and would only warn about it:
+ * it is taken out of url (in place) here, and everything else goes to
+ * libmongoc untouched. The query starts at the first '?' after the user
+ * information, whose '@' a password cannot hold unencoded. */
+static int take_tx_mode(char *url, int *tx_all, struct cmig_err *err)
+{
+    char *host = strrchr(url, '@');
+    char *q = strchr(host ? host : url, '?');
+    if (!q)
+        return 0;
+    char *p = q + 1;
+    while (*p) {
+        char *end = p + strcspn(p, "&");
+        size_t klen = strcspn(p, "=&");
+        if (klen != strlen(TX_MODE_OPTION) || strncasecmp(p, TX_MODE_OPTION, klen) != 0) {
+            p = *end ? end + 1 : end;
+            continue;
+        }
+        const char *val = p[klen] == '=' ? p + klen + 1 : p + klen;
+        int b = parse_go_bool(val, (size_t)(end - val));
+        if (b < 0)
+            return cmig_err_set(err, CMIG_E_USAGE,
+                                "the MongoDB URL option " TX_MODE_OPTION " must be true or false");
+        *tx_all = b;
+        if (!*end) {
+            p[-1] = '\0'; /* it was the last: drop its '&' or the '?' */
+            break;
+        }
+        memmove(p, end + 1, strlen(end + 1) + 1);
+    }
+    return 0;
+}
+
 static int parse_url(struct cmig_conn *c, const struct cmig_conn_opts *o, struct cmig_err *err)
 {
     bson_error_t be;
     memset(&be, 0, sizeof be);
-    c->parsing_uri = 1;
-    c->uri = mongoc_uri_new_with_error(o->url ? o->url : "", &be);
-    c->parsing_uri = 0;
+    char *url = strdup(o->url ? o->url : "");
+    if (!url)
+        return cmig_err_nomem(err);
+    int rc = take_tx_mode(url, &c->tx_all, err);
+    if (!rc) {
+        c->parsing_uri = 1;
+        c->uri = mongoc_uri_new_with_error(url, &be);
+        c->parsing_uri = 0;
+    }
+    sodium_memzero(url, strlen(url));
+    free(url);
+    if (rc)
+        return rc;
     if (!c->uri) {
         char why[160];
         uri_problem(why, sizeof why, be.message);
@@ -1075,6 +1159,83 @@ static int mg_read_history(struct cmig_conn *c, const char *bundle, struct cmig_
         drop_rows(out, &first);
     history_clear(&first);
     return rc;
+}
+
+/* ---- the no-op fast path ----------------------------------------------- */
+
+/* One aggregate (one round trip): the bundle's record, then, through
+ * $unionWith (MongoDB 4.4+), the version and dirty flag of each of its
+ * history documents. The core compares that with the bundle's signed claim
+ * and stops there when this very bundle is applied. Anything unexpected
+ * (an older server without $unionWith, a malformed document, any error)
+ * just says "not known to be applied": the full path then reads the
+ * history, applies every rule and reports real errors. */
+static int mg_quick_state(struct cmig_conn *c, const char *bundle, struct cmig_quick_state *out,
+                          struct cmig_err *err)
+{
+    bson_oid_t id;
+    const bson_t *doc;
+    int odd = 0;
+    memset(out, 0, sizeof *out);
+    out->last = -1;
+    derive_id(&id, "cmig_bundles", bundle, 0);
+    bson_t *pipeline = BCON_NEW(
+        "pipeline", "[", "{", "$match", "{", "_id", BCON_OID(&id), "}", "}", "{", "$project", "{",
+        "_id", BCON_INT32(0), "version", BCON_INT32(1), "manifest_sha256", BCON_INT32(1), "}", "}",
+        "{", "$unionWith", "{", "coll", BCON_UTF8(C_HISTORY), "pipeline", "[", "{", "$match", "{",
+        "bundle", BCON_UTF8(bundle), "}", "}", "{", "$project", "{", "_id", BCON_INT32(0),
+        "version", BCON_INT32(1), "dirty", BCON_INT32(1), "}", "}", "]", "}", "}", "]");
+    bson_t *opts = BCON_NEW("batchSize", BCON_INT32(100000));
+    mongoc_collection_t *coll = mongoc_client_get_collection(c->client, c->db, C_BUNDLES);
+    if (!pipeline || !opts || !coll) {
+        bson_destroy(pipeline);
+        bson_destroy(opts);
+        if (coll)
+            mongoc_collection_destroy(coll);
+        return cmig_err_nomem(err);
+    }
+    mongoc_cursor_t *cur = mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, pipeline, opts,
+                                                       NULL);
+    while (!odd && mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        int64_t v;
+        if (bson_iter_init_find(&it, doc, "version") && BSON_ITER_HOLDS_UTF8(&it)) {
+            uint32_t len, hlen;
+            const char *ver = bson_iter_utf8(&it, &len);
+            const char *sha = get_str(doc, "manifest_sha256", &hlen);
+            if (out->present || len >= sizeof out->version || !sha ||
+                hex_decode(out->manifest_sha256, sha, hlen)) {
+                odd = 1;
+                break;
+            }
+            memcpy(out->version, ver, len);
+            out->version[len] = '\0';
+            out->present = 1;
+        } else if (get_int(doc, "version", &v) == 0) {
+            out->applied++;
+            if (v > out->last)
+                out->last = v;
+            out->dirty |= bson_iter_init_find(&it, doc, "dirty") && bson_iter_as_bool(&it);
+        } else {
+            odd = 1;
+        }
+    }
+    bson_error_t be;
+    if (mongoc_cursor_error(cur, &be)) {
+        char why[256];
+        show(why, sizeof why, be.message);
+        redact(c, why, sizeof why);
+        say(c, 0, "db.quick_state", "the one-query check is not available (%s); reading the "
+            "history", why);
+        odd = 1;
+    }
+    if (odd)
+        out->present = 0;
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(coll);
+    bson_destroy(opts);
+    bson_destroy(pipeline);
+    return 0;
 }
 
 /* ---- schema ---------------------------------------------------------- */
@@ -1736,8 +1897,15 @@ static int run_commands(struct cmig_conn *c, const struct cmig_step *s,
             send = withtime;
         }
         /* No read preference, read or write concern is added: a command
-         * runs as written, as runCommand runs it. */
-        int ok = mongoc_client_command_with_opts(c->client, db, send, NULL, NULL, &reply, &be);
+         * runs as written, as runCommand runs it (inside the migration's
+         * transaction when it has one). */
+        bson_t opts = BSON_INITIALIZER;
+        int ok = in_session(c, c->client, &opts, &be);
+        if (ok)
+            ok = mongoc_client_command_with_opts(c->client, db, send, NULL, &opts, &reply, &be);
+        else
+            bson_init(&reply);
+        bson_destroy(&opts);
         bson_destroy(withtime);
         if (check_reply(c, ok, &reply, &be, &f)) {
             char desc[CMIG_ERR_MSG_MAX];
@@ -1773,6 +1941,98 @@ static int parse_step(const struct cmig_step *s, struct cmig_json_migration *m,
     return rc;
 }
 
+/* Ends the migration's transaction: commits it when commit is set and
+ * nothing failed, else aborts it. Returns rc, or the commit's failure. */
+static int end_transaction(struct cmig_conn *c, int rc, const struct cmig_step *s,
+                           struct cmig_err *err)
+{
+    mongoc_client_session_t *ses = c->session;
+    bson_error_t be;
+    c->session = NULL;
+    if (!ses)
+        return rc;
+    if (rc) {
+        mongoc_client_session_abort_transaction(ses, &be);
+        mongoc_client_session_destroy(ses);
+        return rc;
+    }
+    bson_t reply;
+    memset(&be, 0, sizeof be);
+    if (!mongoc_client_session_commit_transaction(ses, &reply, &be)) {
+        struct failure f;
+        char d[CMIG_ERR_MSG_MAX];
+        check_reply(c, 0, &reply, &be, &f);
+        describe(d, sizeof d, &f);
+        if (f.network || mongoc_error_has_label(&reply, "UnknownTransactionCommitResult"))
+            rc = cmig_err_set(err, CMIG_E_CONNECT,
+                              "migration %" PRId64 ": the commit of its transaction got no "
+                              "answer (%s); it is either applied with its history record or "
+                              "not at all, and the next run will tell",
+                              s->version, d);
+        else
+            rc = cmig_err_set(err, CMIG_E_MIGRATION,
+                              "migration %" PRId64 ": its transaction did not commit: %s; "
+                              "nothing of it is applied",
+                              s->version, d);
+        set_native(err, &f);
+    }
+    bson_destroy(&reply);
+    mongoc_client_session_destroy(ses);
+    return rc;
+}
+
+/* UP and DOWN in one multi-document transaction (replica sets): the
+ * commands and the history change commit together or not at all, so there
+ * is no dirty state. A command the server does not allow in a transaction
+ * (drop, renameCollection, ...) fails the migration and nothing of it
+ * stays. */
+static int apply_in_transaction(struct cmig_conn *c, const struct cmig_step *s,
+                                const struct cmig_json_migration *m,
+                                struct cmig_step_result *r, int64_t t0, struct cmig_err *err)
+{
+    bson_error_t be;
+    bson_oid_t id;
+    struct failure f;
+    char what[160], none[160];
+    int rc;
+    memset(&be, 0, sizeof be);
+    mongoc_client_session_t *ses = mongoc_client_start_session(c->client, NULL, &be);
+    if (!ses || !mongoc_client_session_start_transaction(ses, NULL, &be)) {
+        char why[256];
+        show(why, sizeof why, be.message);
+        redact(c, why, sizeof why);
+        if (ses)
+            mongoc_client_session_destroy(ses);
+        return cmig_err_set(err, CMIG_E_DB,
+                            "migration %" PRId64 " is to run in a transaction, which this "
+                            "server cannot start (transactions need a replica set): %s",
+                            s->version, why);
+    }
+    c->session = ses;
+    r->transaction = s->tx != CMIG_TX_TRANSACTION;
+    if ((rc = run_commands(c, s, m, r, err))) {
+        if (rc == CMIG_E_MIGRATION)
+            cmig_err_prefix(err, "rolled back");
+        return end_transaction(c, rc, s, err);
+    }
+    derive_id(&id, "cmig_history", s->bundle, s->version);
+    snprintf(what, sizeof what, "cannot record migration %" PRId64 " (rolled back)", s->version);
+    if ((rc = lease_check(c, "before committing the migration", err)))
+        return end_transaction(c, rc, s, err);
+    if (s->kind == CMIG_STEP_UP) {
+        bson_t *set = bson_new();
+        append_history_fields(set, s, 0, cmig_drv_now_ms() - t0);
+        rc = write_one(c, update_by_id(C_HISTORY, &id, set, 1), what, NULL, err);
+        bson_destroy(set);
+    } else {
+        snprintf(none, sizeof none, "migration %" PRId64 " is not recorded as applied", s->version);
+        rc = write_one(c, delete_by_id(C_HISTORY, &id), what, none, err);
+    }
+    if (!rc && write_legacy(c, s, 0, &f))
+        rc = db_fail(err, &f, what);
+    return end_transaction(c, rc, s, err);
+}
+
 /* UP and DOWN: dirty first, the commands, then clean (UP) or gone (DOWN).
  * A failure leaves the document dirty. */
 static int apply_commands(struct cmig_conn *c, const struct cmig_step *s,
@@ -1794,6 +2054,10 @@ static int apply_commands(struct cmig_conn *c, const struct cmig_step *s,
         goto out;
     if ((rc = lease_check(c, "before the migration started", err)))
         goto out;
+    if (s->tx == CMIG_TX_TRANSACTION || c->tx_all) {
+        rc = apply_in_transaction(c, s, &m, r, t0, err);
+        goto out;
+    }
     derive_id(&id, "cmig_history", s->bundle, s->version);
     snprintf(what, sizeof what, "cannot mark migration %" PRId64 " as started", s->version);
     bson_t *set = bson_new();
@@ -2043,4 +2307,5 @@ EXPORT const struct cmig_driver cmig_driver_mongodb = {
     .rollback = mg_rollback,
     .record_bundle = mg_record_bundle,
     .cancel = NULL,
+    .quick_state = mg_quick_state,
 };

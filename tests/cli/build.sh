@@ -220,6 +220,22 @@ j=$(json golang-migrate.cmig)
 jq_is "without --pubkey, inspect --json says the signature is not verified" "$j" \
     '"\(.signature.verified) \(.signature.key_id)"' "false $KEYID"
 
+# --mongodb-transactions: JSON migrations recorded transactional; SQL refused.
+x 0 "build --mongodb-transactions" "$BUNDLE" build "$DIRS/golang-migrate-json" --name mtx \
+    --version 1.0.0 --key k.key --output mtx.cmig --mongodb-transactions
+j=$(json mtx.cmig --pubkey k.pub)
+jq_is "--mongodb-transactions: every migration is transactional" "$j" \
+    '[.migrations[] | .up.transaction] | unique | join(",")' transaction
+jq_is "--mongodb-transactions: the reason says why" "$j" '.migrations[0].up.transaction_reason' \
+    "built with --mongodb-transactions"
+CMIG_MONGODB_TRANSACTIONS=1 x 0 "CMIG_MONGODB_TRANSACTIONS=1 does the same" "$BUNDLE" build \
+    "$DIRS/golang-migrate-json" --name mtx --version 1.0.0 --key k.key --output mtx-env.cmig
+cmp -s mtx.cmig mtx-env.cmig && ok "...byte for byte" || not_ok "...byte for byte"
+x 2 "--mongodb-transactions refuses SQL migrations" "$BUNDLE" build "$DIRS/golang-migrate" \
+    --name mtx --version 1.0.0 --key k.key --output mtx-sql.cmig --mongodb-transactions
+expect_contains "...saying why" "$OUT" "--mongodb-transactions is for MongoDB (JSON) migrations"
+[ -e mtx-sql.cmig ] && not_ok "...and writing nothing" || ok "...and writing nothing"
+
 # A CONCURRENTLY statement makes a migration non-transactional; the word in
 # a comment or a string does not.
 mkdir cc

@@ -8,7 +8,7 @@
 #
 # Each scenario uses a database of its own. Expected values come from the
 # migrations written here, never from the program's output. Neither test
-# server's gaps are asserted (no $out, no validators, no pipeline updates).
+# server's gaps are asserted (no validators, no pipeline updates).
 #
 # MONGO_ROUNDS sets the concurrency rounds (20), MONGO_RUNNERS the
 # runners per round (16).
@@ -238,6 +238,114 @@ scn_failing() {
     is "status after force" "$(states)" "1:applied 2:applied 3:applied 4:applied"
     x 0 "up after force" up
     expect_not_contains "up after force applies nothing" "$OUT" "applied migration"
+}
+
+# ---------------------------------------------------------------------------
+# aggregate with $out and $merge, as golang-migrate users write data
+# migrations that reshape a collection.
+scn_aggregate_out() {
+    local d=$T/agg
+    base_dir "$d"
+    jmig "$d" 4 emails '[
+  {"aggregate": "users", "pipeline": [
+    {"$match": {"status": "active"}},
+    {"$project": {"email": 1}},
+    {"$out": "user_emails"}
+  ], "cursor": {}},
+  {"aggregate": "users", "pipeline": [
+    {"$project": {"email": 1}},
+    {"$merge": {"into": "email_archive"}}
+  ], "cursor": {}}
+]'
+    bundle_build "$d" app 1.1.0 "$T/bundles/agg.cmig" || return
+    use J agg
+    BUN=$T/bundles/agg.cmig
+    x 0 "aggregate with \$out and \$merge" up
+    is "\$out wrote the active users' emails" \
+        "$(docs user_emails | jq -r '[.[].email] | sort | join(",")')" "a@example.com,b@example.com"
+    is "\$merge wrote them too" "$(count email_archive)" 2
+    is "status" "$(states)" "1:applied 2:applied 3:applied 4:applied"
+}
+
+# ---------------------------------------------------------------------------
+# The no-op decides with one aggregate; whatever changed in the history
+# since must send it down the full path, where every rule applies.
+scn_quick_path() {
+    BUN=$BASE_BUN
+    use J quick
+    x 0 "quick: apply" up
+    x 0 "quick: the no-op" up
+    expect_contains "quick: the no-op says so" "$OUT" "nothing to do, 3 migrations applied"
+    OUT=$(cmr up -v 2>&1)
+    printf '%s\n' "$OUT" >>"$ALL_OUT"
+    expect_not_contains "quick: the no-op needs no lock" "$OUT" "lock of bundle"
+    q '{"update": "cmig_history", "updates": [{"q": {"bundle": "app", "version": {"$numberLong": "2"}}, "u": {"$set": {"dirty": true}}}]}' >/dev/null
+    x 6 "quick: a history document made dirty is seen" up
+    expect_contains "quick: ...and named" "$OUT" "migration 2 'status' did not finish"
+    q '{"update": "cmig_history", "updates": [{"q": {"bundle": "app", "version": {"$numberLong": "2"}}, "u": {"$set": {"dirty": false}}}]}' >/dev/null
+    q '{"delete": "cmig_history", "deletes": [{"q": {"bundle": "app", "version": {"$numberLong": "3"}}, "limit": 1}]}' >/dev/null
+    q '{"delete": "events", "deletes": [{"q": {"kind": "seeded"}, "limit": 0}]}' >/dev/null
+    x 0 "quick: a removed history document is seen (the migration runs again)" up
+    expect_contains "quick: ...and applied" "$OUT" "applied migration 3 'counter'"
+    is "quick: the counter ran twice" "$(docs counters | jq -c '.[0].seq')" 4
+    # (History versions are int64: jongodb matches an int32 2 to none of them.)
+    q "{\"update\": \"cmig_bundles\", \"updates\": [{\"q\": {\"bundle\": \"app\"}, \"u\": {\"\$set\": {\"manifest_sha256\": \"$(printf '0%.0s' $(seq 64))\"}}}]}" >/dev/null
+    x 6 "quick: a bundle record of another manifest is seen" up
+    expect_contains "quick: ...and refused" "$OUT" "manifest"
+}
+
+# ---------------------------------------------------------------------------
+# Migrations in multi-document transactions (jongodb poses as a one-node
+# replica set): a failure leaves nothing, and nothing dirty.
+scn_transactions() {
+    local d=$T/tx
+    base_dir "$d"
+    jmig "$d" 4 dup '[
+  {"insert": "users", "documents": [{"_id": 3, "email": "c@example.com"}]},
+  {"insert": "users", "documents": [{"_id": 4, "email": "a@example.com"}]}
+]'
+    bundle_build "$d" app 1.1.0 "$T/bundles/tx.cmig" --mongodb-transactions || return
+    is "tx: the bundle records them as transactional" \
+        "$("$BUNDLE" inspect --json "$T/bundles/tx.cmig" | jq -r '[.migrations[].up.transaction] | unique | join(",")')" \
+        transaction
+    use J tx
+    BUN=$T/bundles/tx.cmig
+    x 1 "tx: a failing command in a transactional migration exits 1" up
+    expect_contains "tx: the error says it was rolled back" "$OUT" \
+        "migration 4 'dup' (4_dup.up.json:3:3): rolled back: command at index 1 ('insert') failed"
+    expect_contains "tx: the earlier migrations were applied" "$OUT" "applied migration 3 'counter'"
+    is "tx: the command before the failure left nothing" "$(count users '{"_id": 3}')" 0
+    is "tx: nothing is dirty: 4 is pending" "$(states)" "1:applied 2:applied 3:applied 4:pending"
+    is "tx: the committed migrations' data is there" "$(count users '{"status": "active"}')" 2
+    x 1 "tx: the next run tries again (no force needed)" up
+    is "tx: and leaves nothing again" "$(count users '{"_id": 3}')" 0
+
+    # golang-migrate's URL option, with a bundle built without the flag.
+    local plain=$T/tx-plain
+    base_dir "$plain"
+    jmig "$plain" 4 dup '[
+  {"insert": "users", "documents": [{"_id": 3, "email": "c@example.com"}]},
+  {"insert": "users", "documents": [{"_id": 4, "email": "a@example.com"}]}
+]'
+    bundle_build "$plain" app 1.1.0 "$T/bundles/tx-plain.cmig" || return
+    use J txurl
+    BUN=$T/bundles/tx-plain.cmig
+    local db=$DB
+    DB=$(url_with "$db" "" "x-transaction-mode=true")
+    x 1 "tx: x-transaction-mode=true wraps every migration" up
+    expect_contains "tx: ...the log says so" "$OUT" "applied migration 1 'users' in"
+    expect_not_contains "tx: ...not '(no transaction)'" "$OUT" "(no transaction)"
+    expect_contains "tx: ...and the failure is rolled back" "$OUT" "rolled back"
+    DB=$db
+    is "tx: x-transaction-mode: nothing of 4 stays" "$(count users '{"_id": 3}')" 0
+    is "tx: x-transaction-mode: not dirty" "$(states)" "1:applied 2:applied 3:applied 4:pending"
+    DB=$(url_with "$db" "" "x-transaction-mode=maybe")
+    x 2 "tx: x-transaction-mode=maybe is a usage error" up
+    expect_contains "tx: ...that names the option" "$OUT" "x-transaction-mode must be true or false"
+    DB=$(url_with "$db" "" "x-transaction-mode=false")
+    x 1 "tx: x-transaction-mode=false runs as the bundle says (no transaction)" up
+    is "tx: ...so the failure leaves 4 dirty" "$(states)" "1:applied 2:applied 3:applied 4:dirty"
+    DB=$db
 }
 
 # ---------------------------------------------------------------------------
@@ -693,6 +801,9 @@ scn_secrets() {
 
 scn_fresh
 scn_failing
+scn_aggregate_out
+scn_quick_path
+scn_transactions
 scn_down_adopt_rollback
 scn_tampered
 scn_parse_errors

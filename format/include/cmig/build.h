@@ -33,6 +33,8 @@ struct cmig_build_opts {
     const struct cmig_seckey *key;   /* NULL: unsigned bundle */
     const struct cmig_manifest *previous; /* NULL, or the verified previous release */
     const char *builder;             /* "cmig-bundle X.Y.Z" */
+    int mongodb_transactions;        /* record JSON migrations as transactional: cmig-run
+                                        runs each in one multi-document transaction */
     /* Optional: called with each warning (skipped files, ...). */
     void (*warn)(void *ctx, const char *msg);
     /* Optional: called as files are written (bytes done, bytes total). */
