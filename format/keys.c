@@ -206,7 +206,9 @@ size_t cmig_pubkey_format(const struct cmig_pubkey *k, char *buf, size_t cap) {
     memcpy(blob + 2, k->id, CMIG_KEYID_BYTES);
     memcpy(blob + 2 + CMIG_KEYID_BYTES, k->pk, CMIG_PK_BYTES);
     sodium_bin2base64(b64, sizeof b64, blob, sizeof blob, sodium_base64_VARIANT_ORIGINAL);
-    cmig_keyid_hex(k->id, hex);
+    /* minisign writes the key id without leading zeros in this comment;
+     * so do we, so that both write the same file for the same key. */
+    snprintf(hex, sizeof hex, "%" PRIX64, le64_load(k->id));
     if (!buf || cap == 0)
         return 0;
     n = snprintf(buf, cap, COMMENT_PREFIX "minisign public key %s\n%s\n", hex, b64);

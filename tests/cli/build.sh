@@ -153,7 +153,7 @@ mode=$(stat -c %a k.key 2>/dev/null)
 [ "$mode" = 600 ] && ok "the secret key is mode 0600 even with umask 000" || not_ok "the secret key is mode 0600 even with umask 000" "mode $mode"
 mode=$(stat -c %a k.pub 2>/dev/null)
 [ "$mode" = 644 ] && ok "the public key is mode 0644" || not_ok "the public key is mode 0644" "mode $mode"
-KEYID=$(head -1 k.pub | awk '{print $NF}')
+KEYID=$(printf '%16s' "$(head -1 k.pub | awk '{print $NF}')" | tr ' ' 0) # as cmig prints ids: 16 digits
 expect_contains "keygen names the key id" "$OUT" "$KEYID"
 expect_contains "keygen says the key is not encrypted" "$(head -1 k.key)" "unencrypted"
 SK_TEXT=$(sed -n 2p k.key)

@@ -170,6 +170,16 @@ TEST(pubkey_format_matches_minisign) {
     CHECK_STR(buf, W_PUB);
     CHECK_EQ_INT(cmig_pubkey_format(&k, buf, strlen(W_PUB)), 0); /* no room for the NUL */
     CHECK_EQ_INT(cmig_pubkey_format(&k, buf, 10), 0);
+    /* A key id with leading zero digits: minisign's comment drops them
+     * (its "%" PRIX64), and the key line still holds the whole id. */
+    memset(k.id, 0, sizeof k.id);
+    k.id[0] = 0xAB;
+    k.id[6] = 0x01; /* little-endian: 0x00010000000000AB */
+    CHECK(cmig_pubkey_format(&k, buf, sizeof buf) > 0);
+    CHECK(strncmp(buf, "untrusted comment: minisign public key 10000000000AB\n", 53) == 0);
+    struct cmig_pubkey back;
+    CHECK_EQ_INT(cmig_pubkey_parse(&back, buf, strlen(buf), "z.pub", &err), 0);
+    CHECK(memcmp(back.id, k.id, sizeof k.id) == 0);
 }
 
 TEST(pubkey_parse_rejects_malformed) {
