@@ -6,6 +6,7 @@
 #   make install PREFIX=/usr/local DESTDIR=
 #   make fuzz FUZZ_SECONDS=60  (clang, libFuzzer)
 #   make bench               benchmarks (not part of check)
+#   make lint                clang-format check, cppcheck, clang-tidy (CI runs it)
 #   make WERROR=0            for packagers
 
 VERSION   := 0.1.0
@@ -201,12 +202,30 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man1/cmig-bundle.1 $(DESTDIR)$(MANDIR)/man1/cmig-run.1
 	-rmdir $(DESTDIR)$(PREFIX)/lib/cmig/drivers $(DESTDIR)$(PREFIX)/lib/cmig
 
-format-check:
-	clang-format --dry-run --Werror $(FORMAT_SRC) $(BUNDLER_SRC) format/include/cmig/*.h
+# make lint = the three checks CI runs: clang-format (layout, .clang-format),
+# cppcheck and clang-tidy (.clang-tidy says which checks and why some are
+# off). Each fails on any finding. LINT_JOBS clang-tidy processes at a time.
+LINT_SRC   := $(FORMAT_SRC) $(BUNDLER_SRC) $(sort $(wildcard runner/*.c))
+LINT_HDR   := $(sort $(wildcard format/include/cmig/*.h format/*.h bundler/*.h runner/*.h))
+STYLE_SRC  := $(LINT_SRC) $(LINT_HDR) $(sort $(wildcard tests/*/*.c tests/*/*.h bench/*/*.c))
+LINT_JOBS  ?= 2
+LINT_FLAGS := -std=c11 $(CPPFLAGS) -Ibundler -Irunner $(PKG_CFLAGS) $(PG_CFLAGS) $(MONGO_CFLAGS)
 
-lint:
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
-	    -Iformat/include $(FORMAT_SRC) $(BUNDLER_SRC)
+format-check:
+	clang-format --dry-run --Werror $(STYLE_SRC)
+
+TIDY_OK    := $(LINT_SRC:%.c=$(B)/tidy/%.ok)
+
+# One stamp per file, so that a second run checks only what changed.
+$(B)/tidy/%.ok: %.c .clang-tidy $(LINT_HDR)
+	@mkdir -p $(dir $@)
+	@echo "  TIDY    $<"
+	@clang-tidy --quiet $< -- $(LINT_FLAGS) && touch $@
+
+lint: format-check
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance --inline-suppr \
+	    --std=c11 -Iformat/include -Ibundler -Irunner $(LINT_SRC) $(TOOL_SRC) bench/runner/*.c
+	$(MAKE) -j$(LINT_JOBS) $(TIDY_OK)
 
 clean:
 	rm -rf $(B)

@@ -581,25 +581,30 @@ static int fsync_dir(const char *path, struct cmig_err *err)
     return r == 0 ? 0 : cmig_err_errno(err, CMIG_E_IO, e, "cannot fsync directory '%s'", dir);
 }
 
-/* Creates "<dir>/.<base>.tmp-XXXXXX" next to path. */
+/* Creates "<dir>/.<base>.tmp-XXXXXX" next to path: its descriptor, or -1
+ * with err set. */
 static int make_temp(const char *path, char **tmp_out, struct cmig_err *err)
 {
     char dir[4096];
     char *copy = strdup(path);
     if (!copy || dir_of(path, dir, sizeof dir)) {
         free(copy);
-        return cmig_err_set(err, CMIG_E_USAGE, "bad output path '%s'", path);
+        cmig_err_set(err, CMIG_E_USAGE, "bad output path '%s'", path);
+        return -1;
     }
     char *tmp = NULL;
     int n = asprintf(&tmp, "%s/.%s.tmp-XXXXXX", dir, basename(copy));
     free(copy);
-    if (n < 0)
-        return cmig_err_nomem(err);
+    if (n < 0) {
+        cmig_err_nomem(err);
+        return -1;
+    }
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         free(tmp);
-        return cmig_err_errno(err, CMIG_E_IO, e, "cannot create a file next to '%s'", path);
+        cmig_err_errno(err, CMIG_E_IO, e, "cannot create a file next to '%s'", path);
+        return -1;
     }
     *tmp_out = tmp;
     return fd;
@@ -617,7 +622,7 @@ int cmig_write_file_atomic(const char *path, const void *data, size_t len, unsig
 {
     char *tmp = NULL;
     int fd = make_temp(path, &tmp, err);
-    if (fd < 0 || err->code)
+    if (fd < 0)
         return err->code;
     int rc = 0;
     const uint8_t *p = data;
@@ -717,9 +722,8 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
     crypto_hash_sha256(res->manifest_sha256, manifest, manifest_len);
 
     fd = make_temp(o->output, &tmp, err);
-    if (fd < 0 || err->code) {
+    if (fd < 0) {
         rc = err->code;
-        fd = -1;
         goto out;
     }
     if ((rc = write_archive(&p, fd, manifest, manifest_len, res, prehash, err)) ||

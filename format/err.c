@@ -5,6 +5,8 @@
  * calls to cmig_err_set are ignored, so a cleanup path that fails after the
  * real failure cannot hide it; callers only ever add context in front.
  */
+/* err.c defines the functions that err.h wraps for the static analyzer. */
+#define CMIG_ERR_DEFINING
 #include "cmig/err.h"
 
 #include <stdarg.h>

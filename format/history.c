@@ -46,18 +46,19 @@ size_t cmig_manifest_diff(const struct cmig_manifest *old, const struct cmig_man
                           void *ctx)
 {
     size_t i = 0, j = 0, count = 0;
+    /* A merge of the two lists, both sorted by version. */
     while (i < old->n || j < cur->n) {
-        const struct cmig_migration *a = i < old->n ? &old->migrations[i] : NULL;
-        const struct cmig_migration *b = j < cur->n ? &cur->migrations[j] : NULL;
-        if (a && (!b || a->version < b->version)) {
-            fn(ctx, CMIG_DIFF_REMOVED, a, NULL);
+        if (j == cur->n ||
+            (i < old->n && old->migrations[i].version < cur->migrations[j].version)) {
+            fn(ctx, CMIG_DIFF_REMOVED, &old->migrations[i], NULL);
             count++;
             i++;
-        } else if (b && (!a || b->version < a->version)) {
-            fn(ctx, CMIG_DIFF_ADDED, NULL, b);
+        } else if (i == old->n || cur->migrations[j].version < old->migrations[i].version) {
+            fn(ctx, CMIG_DIFF_ADDED, NULL, &cur->migrations[j]);
             count++;
             j++;
         } else {
+            const struct cmig_migration *a = &old->migrations[i], *b = &cur->migrations[j];
             if (strcmp(a->name, b->name) != 0 || !file_same(&a->up, &b->up) ||
                 !file_same(&a->down, &b->down)) {
                 fn(ctx, CMIG_DIFF_CHANGED, a, b);

@@ -98,10 +98,12 @@ int cmig_sqlstream_more(struct cmig_sqlstream *s, struct cmig_err *err)
         memmove(s->buf, s->win, s->win_len);
         s->win = s->buf;
     }
-    if (s->win_len == s->cap) {
+    if (!s->buf || s->win_len == s->cap) {
         /* Full of one unfinished statement (or line): grow, up to what is
          * left of the text. */
         uint64_t left = s->total - s->off;
+        if (left <= s->win_len)
+            return 0; /* the window holds the rest of the text already */
         uint64_t want = s->cap ? (uint64_t)s->cap * 2 : s->window ? s->window : 1;
         if (want > left)
             want = left;
@@ -130,7 +132,7 @@ int cmig_sqlstream_more(struct cmig_sqlstream *s, struct cmig_err *err)
         if (nul)
             return cmig_err_set(err, CMIG_E_MIGRATION,
                                 "the migration contains a NUL byte (offset %llu)",
-                                (unsigned long long)(s->off + (uint64_t)(nul - s->buf)));
+                                (unsigned long long)s->off + (unsigned long long)(nul - s->buf));
         s->win_len += got;
         s->fed += got;
     }

@@ -66,7 +66,7 @@ int cmd_baseline(struct run_config *cfg)
         goto fail;
     }
     LOGV(LOG_INFO, "history.baselined",
-         FS("bundle", s.m->name) COMMA_SEP FI("version", v) COMMA_SEP FI("migrations", n),
+         (FS("bundle", s.m->name), FI("version", v), FI("migrations", n)),
          "recorded %zu migration%s up to %lld as applied, without running them", n,
          n == 1 ? "" : "s", (long long)v);
     cmig_history_free(&h);

@@ -161,14 +161,14 @@ int cmd_down(struct run_config *cfg)
             goto fail;
         }
         LOGV(LOG_INFO, "migration.reverted",
-             FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP
-                 FI("ms", r.execution_ms),
+             (FI("version", mg->version), FS("name", mg->name),
+                 FI("ms", r.execution_ms)),
              "reverted migration %lld '%s' in %lld ms", (long long)mg->version, mg->name,
              (long long)r.execution_ms);
     }
     LOGV(LOG_INFO, "run.finished",
-         FS("bundle", s.m->name) COMMA_SEP FI("reverted", d.n) COMMA_SEP
-             FI("ms", now_ms() - s.t0_ms),
+         (FS("bundle", s.m->name), FI("reverted", d.n),
+             FI("ms", now_ms() - s.t0_ms)),
          "%s %s: reverted %zu migration%s down to %lld", s.m->name, s.m->version.text, d.n,
          d.n == 1 ? "" : "s", (long long)cfg->to);
 done:

@@ -33,8 +33,8 @@ static void log_applied(const struct cmig_migration *mg, int64_t ms, int in_tx)
 {
     enum cmig_txmode tx = in_tx ? CMIG_TX_TRANSACTION : mg->up.tx;
     LOGV(LOG_INFO, "migration.applied",
-         FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP FI("ms", ms)
-             COMMA_SEP FS("transaction", cmig_txmode_name(tx)),
+         (FI("version", mg->version), FS("name", mg->name), FI("ms", ms)
+            , FS("transaction", cmig_txmode_name(tx))),
          "applied migration %lld '%s' in %lld ms%s", (long long)mg->version, mg->name,
          (long long)ms, tx == CMIG_TX_NONE ? " (no transaction)" : "");
 }
@@ -114,8 +114,8 @@ static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down,
         st.legacy_version = mg->version;
     }
     LOGV(LOG_DEBUG, "migration.started",
-         FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP
-             FS("transaction", cmig_txmode_name(mg->up.tx)),
+         (FI("version", mg->version), FS("name", mg->name),
+             FS("transaction", cmig_txmode_name(mg->up.tx))),
          "applying migration %lld '%s' (%s)", (long long)mg->version, mg->name,
          cmig_txmode_name(mg->up.tx));
     int64_t t = now_ms();
@@ -128,8 +128,8 @@ static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down,
         /* run_fail prints the same message: text logs get one error line. */
         if (log_json())
             LOGV(LOG_ERROR, "migration.failed",
-                 FI("version", mg->version) COMMA_SEP FS("name", mg->name) COMMA_SEP
-                     FI("ms", ms) COMMA_SEP FS("native", err->native),
+                 (FI("version", mg->version), FS("name", mg->name),
+                     FI("ms", ms), FS("native", err->native)),
                  "%s", err->msg);
         return rc;
     }
@@ -155,8 +155,8 @@ static int adopt_golang_migrate(struct session *s, const struct plan *p, struct 
             return rc;
     }
     LOGV(LOG_INFO, "history.adopted",
-         FS("from", "golang-migrate") COMMA_SEP FI("version", p->adopt_version) COMMA_SEP
-             FI("migrations", p->n_adopt),
+         (FS("from", "golang-migrate"), FI("version", p->adopt_version),
+             FI("migrations", p->n_adopt)),
          "adopted golang-migrate's schema_migrations at version %lld: %zu migrations recorded "
          "as applied (schema_migrations left in place)",
          (long long)p->adopt_version, p->n_adopt);
@@ -202,9 +202,9 @@ static int apply_pending(struct session *s, const struct plan *p, const struct c
     if (s->cfg->single_tx) {
         struct cmig_err ignored;
         cmig_err_clear(&ignored);
+        if (!rc)
+            rc = s->drv->commit(s->conn, err);
         if (rc)
-            s->drv->rollback(s->conn, &ignored);
-        else if ((rc = s->drv->commit(s->conn, err)))
             s->drv->rollback(s->conn, &ignored);
         if (rc)
             a.next = 0;
@@ -266,8 +266,8 @@ static int finish_ok(struct session *s, size_t applied, const char *how)
     const char *name = s->m ? s->m->name : claim->name;
     const char *version = s->m ? s->m->version.text : claim->version;
     LOGV(LOG_INFO, "run.finished",
-         FS("bundle", name) COMMA_SEP FS("version", version) COMMA_SEP FI("applied", applied)
-             COMMA_SEP FI("ms", ms) COMMA_SEP FS("result", how),
+         (FS("bundle", name), FS("version", version), FI("applied", applied)
+            , FI("ms", ms), FS("result", how)),
          "%s %s: %s (%lld ms)", name, version, how, (long long)ms);
     session_end(s);
     return RUN_OK;
@@ -355,8 +355,8 @@ static int up_or_plan(struct run_config *cfg, int apply)
     }
     if (p.verdict == PLAN_ROLLBACK) {
         LOGV(LOG_WARN, "run.rollback",
-             FS("bundle", s.m->name) COMMA_SEP FS("version", s.m->version.text) COMMA_SEP
-                 FS("database_version", h.record_version),
+             (FS("bundle", s.m->name), FS("version", s.m->version.text),
+                 FS("database_version", h.record_version)),
              "bundle %s %s is older than the database (at %s); all of its migrations are "
              "applied: nothing to do",
              s.m->name, s.m->version.text, h.record_version);

@@ -1195,7 +1195,7 @@ static int quote(struct cmig_conn *c, const char *s, char **out, struct cmig_err
 static int lits_make(struct cmig_conn *c, const struct cmig_step *s, struct lits *l,
                      struct cmig_err *err)
 {
-    char hex[65];
+    char hex[65] = "";
     memset(l, 0, sizeof *l);
     if (!s->bundle)
         return cmig_err_set(err, CMIG_E_INTERNAL, "step without a bundle name");

@@ -749,7 +749,7 @@ static int sq_read_history(struct cmig_conn *c, const char *bundle, struct cmig_
         return cmig_err_set(err, CMIG_E_INTERNAL, "'%s': read_history without a bundle name",
                             c->path);
     int own = sqlite3_get_autocommit(c->db);
-    struct sq_tables t;
+    struct sq_tables t = {0};
     int rc = own ? exec_sql(c, "BEGIN", CMIG_E_DB, "cannot read history", err) : 0;
     if (!rc)
         rc = find_tables(c, &t, err);
@@ -835,7 +835,7 @@ static int hist_missing(struct cmig_conn *c, const struct cmig_step *s, struct c
  * inserted unless it is the nil version and clean. */
 static int legacy_set(struct cmig_conn *c, int64_t version, int dirty, struct cmig_err *err)
 {
-    struct sq_tables t;
+    struct sq_tables t = {0};
     int rc = find_tables(c, &t, err);
     if (rc)
         return rc;

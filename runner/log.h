@@ -28,13 +28,17 @@ static inline const char *log_nz(const char *s)
 void log_event(enum log_level level, const char *event, const struct log_field *fields,
                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Separates fields inside LOGV's single macro argument. */
-#define COMMA_SEP ,
-
 #define LOGF(level, event, fmt, ...) log_event(level, event, NULL, fmt, ##__VA_ARGS__)
+
+/* LOGV(level, event, (FS(..), FI(..), ...), fmt, ...): the fields come as one
+ * parenthesised macro argument, unwrapped by LOG_FIELDS_ into a local array
+ * that ends with the {NULL} terminator. A statement, not an expression. */
+#define LOG_FIELDS_(...) __VA_ARGS__
 #define LOGV(level, event, fields, fmt, ...)                                                     \
-    log_event(level, event, (const struct log_field[]){fields, {NULL, NULL, 0}}, fmt,           \
-              ##__VA_ARGS__)
+    do {                                                                                         \
+        const struct log_field log_fields_[] = {LOG_FIELDS_ fields, {NULL, NULL, 0}};            \
+        log_event(level, event, log_fields_, fmt, ##__VA_ARGS__);                                \
+    } while (0)
 
 /* json: JSON lines; min_level: LOG_WARN for -q, LOG_DEBUG for -v. */
 void log_setup(int json, enum log_level min_level);

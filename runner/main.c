@@ -96,6 +96,8 @@ static const struct command commands[] = {
 
 static const struct command *find(const char *name)
 {
+    if (!name)
+        return NULL;
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(commands[i].name, name) == 0)
             return &commands[i];
@@ -161,7 +163,7 @@ int main(int argc, char **argv)
     int rc = config_parse(&cfg, argc, argv, &err);
     if (help) {
         const struct command *c = rc == 0 ? find(cfg.command) : NULL;
-        if (c && cfg.command && argc > 2)
+        if (c && argc > 2)
             fputs(c->usage, stdout);
         else
             usage(stdout);

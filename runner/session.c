@@ -75,7 +75,7 @@ int run_fail(const struct run_config *cfg, const char *event, const struct cmig_
     if (run_interrupted && code != CMIG_E_USAGE && code != CMIG_E_VERIFY)
         code = CMIG_E_INTERRUPTED;
     const char *msg = err->msg[0] ? err->msg : "unknown error";
-    LOGV(LOG_ERROR, event, FS("error", cmig_code_name(code)) COMMA_SEP FS("native", err->native),
+    LOGV(LOG_ERROR, event, (FS("error", cmig_code_name(code)), FS("native", err->native)),
          "%s", msg);
     char summary[CMIG_ERR_MSG_MAX + 64];
     snprintf(summary, sizeof summary, "cmig-run: %s: %s", cmig_code_name(code), msg);
@@ -162,8 +162,8 @@ int session_bundle(struct session *s, enum bundle_depth depth, struct cmig_err *
     const char *version = s->m ? s->m->version.text : claim->version;
     long long n = s->m ? (long long)s->m->n : (long long)claim->migrations;
     LOGV(LOG_DEBUG, "bundle.verified",
-         FS("bundle", name) COMMA_SEP FS("version", version) COMMA_SEP FI("migrations", n)
-             COMMA_SEP FS("key_id", id),
+         (FS("bundle", name), FS("version", version), FI("migrations", n)
+            , FS("key_id", id)),
          "bundle %s %s verified (%lld migrations, key %s)", name, version, n, id);
     return 0;
 }
@@ -215,7 +215,7 @@ int session_connect(struct session *s, struct cmig_err *err)
         return rc;
     char where[512];
     redact_url(cfg->database_url, where, sizeof where);
-    LOGV(LOG_DEBUG, "db.connected", FS("driver", s->drv->name) COMMA_SEP FS("database", where),
+    LOGV(LOG_DEBUG, "db.connected", (FS("driver", s->drv->name), FS("database", where)),
          "connected to %s (%s)", s->drv->name, where);
     return 0;
 }
@@ -227,7 +227,7 @@ int session_lock(struct session *s, struct cmig_err *err)
     if (rc)
         return rc;
     s->locked = 1;
-    LOGV(LOG_DEBUG, "lock.acquired", FS("bundle", s->m->name) COMMA_SEP FI("ms", now_ms() - t),
+    LOGV(LOG_DEBUG, "lock.acquired", (FS("bundle", s->m->name), FI("ms", now_ms() - t)),
          "migration lock of bundle '%s' acquired in %lld ms", s->m->name,
          (long long)(now_ms() - t));
     return 0;
