@@ -80,12 +80,13 @@ bench_tools() {
 # prepend_exit_trap CMD: CMD runs at exit before whatever ran there already
 # (tests/lib.sh, lib-pg.sh and lib-mongo.sh each chain theirs the same way).
 prepend_exit_trap() {
-    local prev
+    local cmd=$1 prev
     prev=$(trap -p EXIT)
     if [ -n "$prev" ]; then
+        # "trap -- 'CMD' EXIT": the old command is the third word.
         eval "set -- $prev"
         # shellcheck disable=SC2064 # expanded now, on purpose
-        trap "$1; $3" EXIT
+        trap "$cmd; $3" EXIT
     else
         # shellcheck disable=SC2064
         trap "$1" EXIT
@@ -255,6 +256,8 @@ bench_pg() {
     export B
     # shellcheck disable=SC1091 # found at run time
     source "$TOP/tests/lib.sh"
+    # tests/lib.sh sets its own EXIT trap: the work dir's removal goes back on.
+    prepend_exit_trap "rm -rf '$W'"
     # shellcheck disable=SC1091
     source "$TOP/tests/integration/lib-pg.sh"
     set +e
