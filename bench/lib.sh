@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh - what the benchmark scripts share (sourced by bench/run,
 # bench/run-runner and bench/run-rss): the knobs and the quick mode, the
 # small C tools they measure with, the measuring loop (warm-up, sides taking
@@ -138,7 +139,7 @@ bench_finish() {
     fact date_end "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     fact load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
     fact seconds "$(($(date +%s) - BENCH_T0))"
-    mv "$RESULTS.tmp" "$RESULTS" && mv "$ENVF.tmp" "$ENVF" || die "cannot write $RESULTS"
+    { mv "$RESULTS.tmp" "$RESULTS" && mv "$ENVF.tmp" "$ENVF"; } || die "cannot write $RESULTS"
     echo
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg); $BENCH_NAME took $(($(date +%s) - BENCH_T0)) s"
     echo "results: ${RESULTS#"$TOP"/}"
@@ -278,7 +279,7 @@ url() { echo "postgres://postgres@127.0.0.1:$PG_PORT/$1?sslmode=disable"; }
 # the build), as a one-node replica set; sets MONGO_BASE. Returns 1 when it
 # cannot be had (no npm, no network): the MongoDB rows are then skipped.
 bench_jongodb() {
-    local port attempt
+    local port _
     # shellcheck disable=SC1091
     source "$TOP/tests/integration/lib-mongo.sh"
     MONGO_LOGDIR=$W/mongo-log
@@ -287,9 +288,10 @@ bench_jongodb() {
         return 1
     _mongo_install_jongodb || return 1
     prepend_exit_trap mongo_stop
-    for attempt in 1 2 3 4 5; do
+    for _ in 1 2 3 4 5; do
         port=$(mongo_free_port) || return 1
         if jongodb_start "$port"; then
+            # shellcheck disable=SC2034 # read by the scripts that source this
             MONGO_BASE="mongodb://127.0.0.1:$port/test?replicaSet=rs0"
             fact mongodb_server "jongodb $JONGODB_VERSION"
             return 0
