@@ -182,9 +182,9 @@ $(B)/fuzz/%: tests/fuzz/%.c $(FORMAT_SRC)
 fuzz: $(FUZZ_BIN)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) B=$(B) tests/fuzz/run-fuzz
 
+# Reports, never asserts: see bench/all (BENCH_QUICK=1 for a short run).
 bench: all
-	B=$(B) bench/run
-	B=$(B) bench/run-runner
+	B=$(B) bench/all
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PREFIX)/lib/cmig/drivers

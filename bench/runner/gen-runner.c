@@ -3,7 +3,7 @@
  * the runner benchmark feeds to the programs it compares, so that they all
  * apply exactly the same SQL:
  *
- *   gen-runner OUT --migrations N [--mb M] [--seed S]
+ *   gen-runner OUT --migrations N [--mb M] [--seed S] [--json]
  *
  *   OUT/gm/NNNNNN_name.up.sql, .down.sql  golang-migrate layout (cmig-bundle)
  *   OUT/dbmate/NNNNNN_name.sql            the same files as dbmate sections
@@ -12,6 +12,11 @@
  *                                         insert, like cmig-run up
  *   OUT/psql-single.sql                   for `psql -1 -f`: the same without
  *                                         the per-migration transactions
+ *   OUT/mongo/NNNNNN_name.up.json, .down.json   with --json: N small MongoDB
+ *                                         migrations (golang-migrate's JSON
+ *                                         command arrays) of the same shape, for
+ *                                         the MongoDB no-op; nothing else
+ *                                         is written then
  *
  * Unlike bench/gen-migrations.c (text that only has to compress like SQL),
  * every migration here really applies, in order, to a fresh PostgreSQL or
@@ -243,6 +248,100 @@ static void seed_migration(struct text *up, struct text *down, char *name, size_
     putf(down, "DROP TABLE IF EXISTS s_%u;\n", v);
 }
 
+/* ---- MongoDB migrations (--json) ----------------------------------------- */
+
+/* The same cycle of five kinds as small_migration, as database commands:
+ * create a collection's first documents and an index, add a field, add
+ * documents, add an index, bump a counter. Numbers that a filter could
+ * compare are written as $numberLong so that servers strict about int32
+ * against int64 see one type. */
+static void json_migration(struct text *up, struct text *down, char *name, size_t name_cap,
+                           unsigned v)
+{
+    unsigned coll = v - (v - 1) % 5;
+    uint64_t base = (uint64_t)v * 100000;
+    switch (v % 5) {
+    case 1:
+    case 3:
+        snprintf(name, name_cap, v % 5 == 1 ? "create_c_%u" : "fill_c_%u", coll);
+        putf(up, "[\n  {\"insert\": \"c_%u\", \"documents\": [\n", coll);
+        for (unsigned i = 0, rows = 3 + rnd(6); i < rows; i++)
+            putf(up,
+                 "    {\"_id\": {\"$numberLong\": \"%" PRIu64 "\"}, \"name\": \"%s %s\", "
+                 "\"qty\": {\"$numberLong\": \"%u\"}}%s\n",
+                 base + i, word(), word(), rnd(1000), i + 1 < rows ? "," : "");
+        putf(up, "  ]}");
+        if (v % 5 == 1)
+            putf(up,
+                 ",\n  {\"createIndexes\": \"c_%u\", \"indexes\": [{\"key\": {\"name\": 1}, "
+                 "\"name\": \"c_%u_name\"}]}",
+                 coll, coll);
+        putf(up, "\n]\n");
+        putf(down,
+             "[{\"delete\": \"c_%u\", \"deletes\": [{\"q\": {\"_id\": {\"$gte\": "
+             "{\"$numberLong\": \"%" PRIu64 "\"}, \"$lt\": {\"$numberLong\": \"%" PRIu64
+             "\"}}}, \"limit\": 0}]}]\n",
+             coll, base, base + 100000);
+        break;
+    case 2:
+        snprintf(name, name_cap, "add_f_%u", v);
+        putf(up,
+             "[{\"update\": \"c_%u\", \"updates\": [{\"q\": {}, \"u\": {\"$set\": "
+             "{\"f_%u\": {\"$numberLong\": \"%u\"}}}, \"multi\": true}]}]\n",
+             coll, v, rnd(100));
+        putf(down,
+             "[{\"update\": \"c_%u\", \"updates\": [{\"q\": {}, \"u\": {\"$unset\": "
+             "{\"f_%u\": \"\"}}, \"multi\": true}]}]\n",
+             coll, v);
+        break;
+    case 4:
+        snprintf(name, name_cap, "index_c_%u_qty", coll);
+        putf(up,
+             "[{\"createIndexes\": \"c_%u\", \"indexes\": [{\"key\": {\"qty\": 1, "
+             "\"name\": 1}, \"name\": \"ix_%u\"}]}]\n",
+             coll, v);
+        putf(down, "[{\"dropIndexes\": \"c_%u\", \"index\": \"ix_%u\"}]\n", coll, v);
+        break;
+    default:
+        snprintf(name, name_cap, "bump_c_%u", coll);
+        putf(up,
+             "[{\"update\": \"c_%u\", \"updates\": [{\"q\": {}, \"u\": {\"$inc\": "
+             "{\"qty\": {\"$numberLong\": \"1\"}}}, \"multi\": true}]}]\n",
+             coll);
+        putf(down,
+             "[{\"update\": \"c_%u\", \"updates\": [{\"q\": {}, \"u\": {\"$inc\": "
+             "{\"qty\": {\"$numberLong\": \"-1\"}}}, \"multi\": true}]}]\n",
+             coll);
+        break;
+    }
+}
+
+static int write_json_set(const char *out, unsigned long n)
+{
+    char dir[PATH_MAX], name[64], file[128];
+    struct text up = {0}, down = {0};
+    if (snprintf(dir, sizeof dir, "%s/mongo", out) >= (int)sizeof dir)
+        die("path too long");
+    make_dir(out);
+    make_dir(dir);
+    uint64_t bytes = 0, largest = 0;
+    for (unsigned v = 1; v <= n; v++) {
+        up.len = down.len = 0;
+        json_migration(&up, &down, name, sizeof name, v);
+        snprintf(file, sizeof file, "%06u_%s.up.json", v, name);
+        write_file(dir, file, up.p, up.len);
+        snprintf(file, sizeof file, "%06u_%s.down.json", v, name);
+        write_file(dir, file, down.p, down.len);
+        bytes += up.len + down.len;
+        if (up.len > largest)
+            largest = up.len;
+    }
+    printf("migrations=%lu bytes=%" PRIu64 " seeds=0 largest=%" PRIu64 "\n", n, bytes, largest);
+    free(up.p);
+    free(down.p);
+    return 0;
+}
+
 /* ---- psql scripts ----------------------------------------------------------- */
 
 static const char HIST_DDL[] =
@@ -311,6 +410,7 @@ int main(int argc, char **argv)
 {
     const char *out = NULL;
     unsigned long n = 1000, mb = 0, seed = 1;
+    int json = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--migrations") == 0 && i + 1 < argc)
             n = parse_num(argv[++i], MIGRATIONS_MAX, "--migrations");
@@ -318,16 +418,23 @@ int main(int argc, char **argv)
             mb = parse_num(argv[++i], MB_MAX, "--mb");
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
             seed = parse_num(argv[++i], ULONG_MAX, "--seed");
+        else if (strcmp(argv[i], "--json") == 0)
+            json = 1;
         else if (argv[i][0] != '-' && !out)
             out = argv[i];
         else
-            die("usage: gen-runner OUT --migrations N [--mb M] [--seed S]");
+            die("usage: gen-runner OUT --migrations N [--mb M] [--seed S] [--json]");
     }
     if (!out || n == 0)
-        die("usage: gen-runner OUT --migrations N [--mb M] [--seed S]");
+        die("usage: gen-runner OUT --migrations N [--mb M] [--seed S] [--json]");
     if (sodium_init() < 0)
         die("libsodium failed to initialise");
     rng_state = seed;
+    if (json) {
+        if (mb)
+            die("--json writes small migrations only: no --mb");
+        return write_json_set(out, n);
+    }
 
     char gm[PATH_MAX], dbm[PATH_MAX];
     make_dir(out);

@@ -1,11 +1,17 @@
 /*
  * pq_floor.c - the least a no-op migration start against PostgreSQL can
  * cost: connect with the URL the runner gets, run one SELECT that reads
- * the bundle's history (the runner's own query, every row fetched and
- * looked at), disconnect. No verification, no lock, no planning: the
- * runner's no-op is judged against this.
+ * the bundle's history (every row fetched and looked at: the query the
+ * runner's full path reads the history with), disconnect. No
+ * verification, no lock, no planning: the runner's no-op is judged
+ * against this.
  *
- *   pq_floor URL BUNDLE_NAME
+ *   pq_floor URL BUNDLE_NAME [record]
+ *
+ * With "record" the one SELECT reads the bundle's row in cmig_bundles
+ * instead: the least any start can ask the server, whatever the history's
+ * length (the runner's no-op reads that row and a count of the history,
+ * so with many migrations this is the stricter floor).
  *
  * Exits 0 and prints nothing on success (1 with libpq's message if not),
  * so that its wall time is the floor's and nothing else's.
@@ -13,16 +19,19 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char Q_HISTORY[] =
     "SELECT version, name, sha256, dirty, floor(extract(epoch FROM applied_at))::bigint, "
     "execution_ms, bundle_version, runner_version FROM cmig_history WHERE bundle = $1 "
     "ORDER BY version";
+static const char Q_RECORD[] = "SELECT version, manifest_sha256 FROM cmig_bundles WHERE bundle = $1";
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: pq_floor URL BUNDLE_NAME\n");
+    int record = argc == 4 && strcmp(argv[3], "record") == 0;
+    if (argc != 3 && !record) {
+        fprintf(stderr, "usage: pq_floor URL BUNDLE_NAME [record]\n");
         return 2;
     }
     int rc = 1;
@@ -33,7 +42,7 @@ int main(int argc, char **argv)
         goto out;
     }
     const char *params[1] = {argv[2]};
-    res = PQexecParams(c, Q_HISTORY, 1, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(c, record ? Q_RECORD : Q_HISTORY, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "pq_floor: %s", PQerrorMessage(c));
         goto out;
