@@ -153,7 +153,10 @@ int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *e
 
     int ch;
     opterr = 0;
-    optind = 1;
+    /* 0, not 1: glibc then also forgets where it was inside a cluster of
+     * short flags ("-qv") when an earlier parse stopped in one, so a parse
+     * never depends on the one before (tests and fuzzing parse many). */
+    optind = 0;
     while ((ch = getopt_long(argc, argv, "qv", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_BUNDLE: c->bundle = optarg; break;
