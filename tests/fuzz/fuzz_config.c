@@ -80,25 +80,24 @@ static int truthy(const char *v)
     return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
 }
 
+/* Unsets every CMIG_* variable, one at a time since unsetenv rewrites
+ * environ. The name is copied whole: a name cut to a fixed buffer would
+ * never match, and the loop would never end. */
 static void clear_cmig_env(void)
 {
     for (;;) {
-        char name[256];
-        size_t n = 0;
+        char *name = NULL;
         for (char **e = environ; e && *e; e++) {
             if (strncmp(*e, "CMIG_", 5) == 0) {
-                const char *eq = strchr(*e, '=');
-                n = eq ? (size_t)(eq - *e) : strlen(*e);
-                if (n >= sizeof name)
-                    n = sizeof name - 1;
-                memcpy(name, *e, n);
-                name[n] = '\0';
+                name = strndup(*e, strcspn(*e, "="));
                 break;
             }
         }
-        if (n == 0)
+        if (!name)
             return;
-        unsetenv(name);
+        int rc = unsetenv(name);
+        free(name);
+        REQUIRE(rc == 0);
     }
 }
 
