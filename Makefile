@@ -4,7 +4,7 @@
 #   make check               every test (unit, CLI, interop, fuzz corpus replay)
 #   make SANITIZE=address,undefined check
 #   make install PREFIX=/usr/local DESTDIR=
-#   make fuzz FUZZ_SECONDS=60  (clang, libFuzzer)
+#   make fuzz FUZZ_SECONDS=60 FUZZ_JOBS=2  (clang, libFuzzer; N targets at a time)
 #   make bench               benchmarks (not part of check)
 #   make lint                clang-format check, cppcheck, clang-tidy (CI runs it)
 #   make WERROR=0            for packagers
@@ -20,6 +20,7 @@ B         ?= build
 WERROR    ?= 1
 SANITIZE  ?=
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2 \
         -Wno-format-nonliteral
@@ -94,8 +95,14 @@ TOOL_BIN    := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_HDR    := $(wildcard tests/fuzz/*.h)
+FUZZ_CC     ?= clang
+FUZZ_CC_FLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                 -fno-sanitize-recover=all $(WARN) $(PKG_CFLAGS)
+FUZZ_FORMAT_OBJ := $(FORMAT_SRC:%.c=$(B)/fuzz/obj/%.o)
 
-.PHONY: all check check-all demo unit test-bins install uninstall clean fuzz bench format-check lint
+.PHONY: all check check-all demo unit test-bins install uninstall clean fuzz fuzz-bins bench \
+        format-check lint
 
 all: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN)
 
@@ -146,9 +153,13 @@ $(B)/tests/tools/%: tests/tools/%.c $(FORMAT_LIB)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(FORMAT_LIB) $(PKG_LIBS)
 
 # Fuzz targets replayed over their corpus by a plain main() (any compiler).
-$(B)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(FORMAT_LIB)
+# A target that reaches into cmig-run links the runner objects it names;
+# one that checks against a database client's own parser links that
+# client (the FUZZ_* variables below).
+$(B)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(FUZZ_HDR) $(FORMAT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(FORMAT_LIB) $(PKG_LIBS)
+	$(CC) $(CPPFLAGS) -Irunner $(ALL_CFLAGS) $(FUZZ_CFLAGS_$*) $(ALL_LDFLAGS) -o $@ $< \
+	    tests/fuzz/replay_main.c $(filter %.o,$^) $(FORMAT_LIB) $(PKG_LIBS) $(FUZZ_LIBS_$*)
 
 test-bins: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN) $(MONGO_CMD) $(UNIT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
 
@@ -173,14 +184,36 @@ demo: all
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do $$t || exit 1; done
 
-# libFuzzer builds: clang only, separate objects.
-$(B)/fuzz/%: tests/fuzz/%.c $(FORMAT_SRC)
+# libFuzzer builds: clang only, objects of their own (coverage-instrumented,
+# under ASan and UBSan), compiled once and shared by every target. A
+# sanitizer report must end the run, so nothing recovers.
+$(B)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
-	    -o $@ $< $(FORMAT_SRC) $(PKG_LIBS)
+	@echo "  FUZZCC  $<"
+	@$(FUZZ_CC) $(CPPFLAGS) -Irunner $(FUZZ_CC_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP \
+	    -c $< -o $@
 
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) $(FUZZ_FORMAT_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -Irunner $(FUZZ_CC_FLAGS) $(FUZZ_CFLAGS_$*) -fsanitize=fuzzer \
+	    -o $@ $< $(filter %.o,$^) $(PKG_LIBS) $(FUZZ_LIBS_$*)
+
+# What each target needs beyond the format library.
+$(B)/fuzz/fuzz_config: $(B)/fuzz/obj/runner/config.o
+$(B)/tests/replay_fuzz_config: $(B)/runner/config.o
+$(B)/fuzz/fuzz_redact: $(B)/fuzz/obj/runner/log.o
+$(B)/tests/replay_fuzz_redact: $(B)/runner/log.o
+FUZZ_CFLAGS_fuzz_redact := $(PG_CFLAGS) $(MONGO_CFLAGS)
+FUZZ_LIBS_fuzz_redact := $(PG_LIBS) $(shell $(PKG_CONFIG) --libs libmongoc-1.0)
+
+# Shared by every target: kept, not rebuilt for each.
+.SECONDARY: $(FUZZ_FORMAT_OBJ)
+
+fuzz-bins: $(FUZZ_BIN)
+
+# FUZZ_JOBS targets run at a time, each for FUZZ_SECONDS.
 fuzz: $(FUZZ_BIN)
-	FUZZ_SECONDS=$(FUZZ_SECONDS) B=$(B) tests/fuzz/run-fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) B=$(B) tests/fuzz/run-fuzz
 
 # Reports, never asserts: see bench/all (BENCH_QUICK=1 for a short run).
 bench: all
@@ -230,4 +263,5 @@ lint: format-check
 clean:
 	rm -rf $(B)
 
--include $(FORMAT_OBJ:.o=.d) $(BUNDLER_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d) $(MONGO_OBJ:.o=.d)
+-include $(FORMAT_OBJ:.o=.d) $(BUNDLER_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d) $(MONGO_OBJ:.o=.d) \
+         $(wildcard $(B)/fuzz/obj/*/*.d)

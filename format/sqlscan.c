@@ -347,13 +347,14 @@ static int eat_word(const unsigned char **p, const unsigned char *e, const char 
 enum { GOOSE_NONE, GOOSE_BEGIN, GOOSE_END };
 
 /* "-- +goose StatementBegin" / "-- +goose StatementEnd", as goose reads
- * them: a line of its own (leading blanks allowed), case-insensitive. */
-static int goose_marker(const unsigned char *s, const struct token *t)
+ * them: a line of its own (leading blanks allowed), case-insensitive.
+ * mid_line: s[0] is not where a line starts. */
+static int goose_marker(const unsigned char *s, const struct token *t, int mid_line)
 {
     size_t k = t->off;
     while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t'))
         k--;
-    if (k > 0 && s[k - 1] != '\n' && s[k - 1] != '\r')
+    if (k > 0 ? s[k - 1] != '\n' && s[k - 1] != '\r' : mid_line)
         return GOOSE_NONE;
     const unsigned char *p = s + t->off + 2, *e = s + t->off + t->len;
     p = skip_blank(p, e);
@@ -397,6 +398,7 @@ static int cmig_annotation(const unsigned char *s, const struct token *t)
 /* Statement boundaries, fed one token at a time. */
 struct splitter {
     int goose;    /* honour goose StatementBegin/StatementEnd blocks */
+    int mid_line; /* the text starts inside a line */
     int in_block; /* inside such a block */
     int open;     /* a statement has started */
     size_t start, end;
@@ -464,7 +466,7 @@ static inline int split_token(struct splitter *sp, const unsigned char *s, const
         return 0;
     case T_LINE_COMMENT:
         if (sp->goose) {
-            int g = goose_marker(s, t);
+            int g = goose_marker(s, t, sp->mid_line);
             if (g == GOOSE_BEGIN && !sp->in_block) {
                 sp->in_block = 1;
                 return split_close(sp, done, 1);
@@ -539,6 +541,12 @@ static unsigned line_of(const unsigned char *s, size_t off)
 int cmig_sql_split(const char *sql, size_t len,
                    int (*fn)(void *ctx, const struct cmig_sql_stmt *stmt), void *ctx)
 {
+    return cmig_sql_split_at(sql, len, 0, fn, ctx);
+}
+
+int cmig_sql_split_at(const char *sql, size_t len, int mid_line,
+                      int (*fn)(void *ctx, const struct cmig_sql_stmt *stmt), void *ctx)
+{
     if (!sql || !len || !fn)
         return 0;
     const unsigned char *s = (const unsigned char *)sql;
@@ -550,6 +558,7 @@ int cmig_sql_split(const char *sql, size_t len,
 
     memset(&sp, 0, sizeof sp);
     sp.goose = 1;
+    sp.mid_line = mid_line;
     do {
         lex_next(&lx, &t);
         if (!split_token(&sp, s, &t, &done))

@@ -189,7 +189,10 @@ int cmig_sqlstream_next(struct cmig_sqlstream *s, size_t target, struct cmig_sql
     for (;;) {
         struct take t = {.target = target, .at_end = cmig_sqlstream_at_end(s)};
         size_t view = cmig_sqlstream_view(s);
-        cmig_sql_split(s->win, view, take_stmt, &t);
+        /* The window starts at the text's start or right after a
+         * statement's last byte, which is never a line break: a comment
+         * there shares that statement's line. */
+        cmig_sql_split_at(s->win, view, s->off != 0, take_stmt, &t);
         if (t.n) {
             out->text = s->win + t.start;
             out->len = t.end - t.start;
@@ -198,6 +201,7 @@ int cmig_sqlstream_next(struct cmig_sqlstream *s, size_t target, struct cmig_sql
             out->first = s->stmts + 1;
             out->n = t.n;
             out->terminated = t.terminated;
+            out->lead = t.start;
             s->stmts += t.n;
             /* The text stays where it is until the next call moves it. */
             cmig_sqlstream_consume(s, t.end);
@@ -235,7 +239,10 @@ void cmig_sql_chunk_locate(const struct cmig_sql_chunk *c, size_t at, unsigned *
     *line = c->line;
     *col = c->col;
     advance(c->text, at, line, col);
-    struct count_upto cu = {at, 0};
-    cmig_sql_split(c->text, c->len, count_upto, &cu);
+    /* Statements are counted from where they were lexed, not from text[0]:
+     * a goose block's StatementBegin marker lies before its first byte, and
+     * without it the block's inner ';' would count as statement ends. */
+    struct count_upto cu = {c->lead + at, 0};
+    cmig_sql_split_at(c->text - c->lead, c->lead + c->len, c->offset != c->lead, count_upto, &cu);
     *stmt = c->first + (cu.n ? cu.n - 1 : 0);
 }

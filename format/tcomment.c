@@ -63,13 +63,14 @@ static int take(const char **p, const char *key, int last, char *out, size_t cap
 }
 
 /* A decimal integer, digits only (with '-' allowed when negative_ok),
- * no leading zeros. */
+ * no leading zeros and no "-0": each value has exactly one spelling, so
+ * two different signed comments never make the same claim. */
 static int parse_int(const char *s, int negative_ok, long long *out)
 {
     const char *d = s;
     if (negative_ok && *d == '-')
         d++;
-    if (!*d || (d[0] == '0' && d[1]) || strspn(d, "0123456789") != strlen(d))
+    if (!*d || (d[0] == '0' && (d[1] || d != s)) || strspn(d, "0123456789") != strlen(d))
         return -1;
     errno = 0;
     char *end;

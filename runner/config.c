@@ -30,28 +30,50 @@ static int env_flag(const char *name)
     return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0);
 }
 
+/* Durations are read by hand, not with strtod, which also takes "1e3",
+ * "0x1p4", "nan" and "inf" (and, under another locale, "1,5"): only
+ * DIGITS[.DIGITS] then an optional unit is a duration, and the result is
+ * computed in integers. Digits past the ninth after the point are below a
+ * nanosecond and ignored. */
+#define DURATION_MAX_MS 9000000000000000ull /* about 285,000 years */
+
 int parse_duration(const char *s, int64_t *ms)
 {
-    char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+    if (!s)
         return -1;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    const char *p = s;
+    uint64_t whole = 0, frac = 0, scale = 1;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+        if (whole > DURATION_MAX_MS / 10)
+            return -1;
+        whole = whole * 10 + (uint64_t)(*p - '0');
+    }
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+            if (scale < 1000000000u) {
+                frac = frac * 10 + (uint64_t)(*p - '0');
+                scale *= 10;
+            }
+        }
+    }
+    if (digits == 0)
         return -1;
-    double mult;
-    if (*end == '\0' || strcmp(end, "s") == 0)
+    uint64_t mult;
+    if (*p == '\0' || strcmp(p, "s") == 0)
         mult = 1000;
-    else if (strcmp(end, "ms") == 0)
+    else if (strcmp(p, "ms") == 0)
         mult = 1;
-    else if (strcmp(end, "m") == 0)
+    else if (strcmp(p, "m") == 0)
         mult = 60000;
-    else if (strcmp(end, "h") == 0)
+    else if (strcmp(p, "h") == 0)
         mult = 3600000;
     else
         return -1;
-    double r = v * mult;
-    if (r > 9.0e15)
+    if (whole > DURATION_MAX_MS / mult)
+        return -1;
+    uint64_t r = whole * mult + frac * mult / scale; /* frac * mult < 2^63 */
+    if (r > DURATION_MAX_MS)
         return -1;
     *ms = (int64_t)r;
     return 0;
@@ -153,7 +175,10 @@ int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *e
 
     int ch;
     opterr = 0;
-    optind = 1;
+    /* 0, not 1: glibc then also forgets where it was inside a cluster of
+     * short flags ("-qv") when an earlier parse stopped in one, so a parse
+     * never depends on the one before (tests and fuzzing parse many). */
+    optind = 0;
     while ((ch = getopt_long(argc, argv, "qv", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_BUNDLE: c->bundle = optarg; break;

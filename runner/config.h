@@ -40,7 +40,9 @@ struct run_config {
 int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *err);
 void config_free(struct run_config *c);
 
-/* "30s", "5m", "1h", "250ms", or a plain number of seconds. */
+/* "30s", "5m", "1h", "250ms", "1.5s", or a plain number of seconds:
+ * DIGITS[.DIGITS] and an optional unit, nothing else (no sign, exponent,
+ * hex, "inf" or "nan"). Returns 0, or -1 without writing *ms. */
 int parse_duration(const char *s, int64_t *ms);
 
 #endif

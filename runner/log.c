@@ -119,31 +119,124 @@ void log_termination(const char *path, const char *msg)
     close(fd);
 }
 
-/* Masks the value that follows "password=" (key=value strings and URL
- * query parameters), quoted or not. */
-static void mask_password_params(char *s)
+/* The connection keys whose value is a secret: libpq's password, and the
+ * passphrase of the client's TLS key (MongoDB keeps its password in the
+ * userinfo only). */
+static const char *const secret_keys[] = {"password", "sslpassword", NULL};
+
+static int hex_value(char ch)
 {
-    char *p = s;
-    while ((p = strstr(p, "password=")) != NULL) {
-        if (p != s && p[-1] != ' ' && p[-1] != '?' && p[-1] != '&') {
-            p++;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Whether the len bytes at key name a secret once percent escapes are
+ * decoded, as libpq decodes the keys of a URL query ("pass%77ord" is
+ * "password" to it). */
+static int is_secret_key(const char *key, size_t len)
+{
+    char k[16];
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = key[i];
+        if (ch == '%' && i + 2 < len && hex_value(key[i + 1]) >= 0 &&
+            hex_value(key[i + 2]) >= 0) {
+            ch = (char)(hex_value(key[i + 1]) * 16 + hex_value(key[i + 2]));
+            i += 2;
+        }
+        if (o + 1 >= sizeof k)
+            return 0; /* longer than any secret key */
+        k[o++] = ch;
+    }
+    k[o] = '\0';
+    for (const char *const *s = secret_keys; *s; s++)
+        if (strcmp(k, *s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Masks the value of every secret parameter of a URL query: a parameter
+ * starts after any '?' or '&' and its value runs to the next '&', as
+ * libpq reads it. */
+static void mask_query_params(char *p)
+{
+    for (; *p; p++) {
+        if (p[0] != '?' && p[0] != '&')
             continue;
-        }
-        char *v = p + strlen("password=");
-        char *end = v;
-        if (*v == '\'') {
-            end = v + 1;
-            while (*end && !(*end == '\'' && end[-1] != '\\'))
-                end++;
-            if (*end)
-                end++;
-        } else {
-            while (*end && *end != ' ' && *end != '&')
-                end++;
-        }
+        char *key = p + 1;
+        char *eq = key + strcspn(key, "=&?");
+        if (*eq != '=' || !is_secret_key(key, (size_t)(eq - key)))
+            continue;
+        char *v = eq + 1;
+        char *end = v + strcspn(v, "&");
         memmove(v + 3, end, strlen(end) + 1);
         memcpy(v, "***", 3);
-        p = v + 3;
+        p = v + 2; /* the loop steps past the mask */
+    }
+}
+
+static int blank(char ch)
+{
+    return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/* Masks the value of every secret key of libpq's key=value form, read
+ * the way libpq reads it: blanks between pairs and around '=', a value
+ * quoted with '...' or bare up to a blank, a backslash escaping the next
+ * character in either. A quoted value stays quoted ('***'), so that the
+ * pair after it still starts where it did. Stops at the first thing
+ * libpq would refuse, since such a string never connects. */
+static void mask_keyword_params(char *s)
+{
+    char *p = s;
+    for (;;) {
+        while (blank(*p))
+            p++;
+        if (!*p)
+            return;
+        char *key = p;
+        while (*p && *p != '=' && !blank(*p))
+            p++;
+        size_t klen = (size_t)(p - key);
+        while (blank(*p))
+            p++;
+        if (*p != '=')
+            return;
+        p++;
+        while (blank(*p))
+            p++;
+        char *v = p;
+        int quoted = *p == '\'';
+        if (quoted)
+            p++;
+        while (*p) {
+            if (*p == '\\') {
+                p++;
+                if (*p)
+                    p++;
+            } else if (quoted ? *p == '\'' : blank(*p)) {
+                break;
+            } else {
+                p++;
+            }
+        }
+        if (quoted && *p == '\'')
+            p++;
+        int secret = 0;
+        for (const char *const *k = secret_keys; *k; k++)
+            secret |= strlen(*k) == klen && memcmp(key, *k, klen) == 0;
+        if (secret) {
+            const char *mask = quoted ? "'***'" : "***";
+            size_t ml = strlen(mask);
+            memmove(v + ml, p, strlen(p) + 1);
+            memcpy(v, mask, ml);
+            p = v + ml;
+        }
     }
 }
 
@@ -165,7 +258,8 @@ void redact_url(const char *url, char *out, unsigned long cap)
         char *auth = scheme + 3;
         char *slash = strchr(auth, '/');
         char *at = NULL;
-        /* The last '@' before the path ends the userinfo. */
+        /* The last '@' before the path ends the userinfo: libpq takes the
+         * first, so this masks at least what it reads as the password. */
         for (char *q = auth; *q && (!slash || q < slash); q++)
             if (*q == '@')
                 at = q;
@@ -176,8 +270,12 @@ void redact_url(const char *url, char *out, unsigned long cap)
                 memcpy(colon, ":***", 4);
             }
         }
+        /* From the start of the authority, not past the '@': libpq reads
+         * a '?' inside what this took for the userinfo as the query. */
+        mask_query_params(auth);
+    } else {
+        mask_keyword_params(w);
     }
-    mask_password_params(w);
     snprintf(out, cap, "%s", w);
     explicit_bzero(w, 2 * n + 64);
     free(w);

@@ -170,6 +170,17 @@ usage_error "inspect with two bundles" "exactly one BUNDLE is required" "$BUNDLE
 usage_error "diff with one bundle" "OLD.cmig and NEW.cmig are required" "$BUNDLE" diff app.cmig
 usage_error "diff with three bundles" "OLD.cmig and NEW.cmig are required" "$BUNDLE" diff app.cmig app.cmig app.cmig
 
+# cmig-run durations: the documented spellings only. strtod used to let
+# exponents, hex and "nan" through (found by tests/fuzz/fuzz_config.c).
+for d in 1e2 1.5e1s 0x10 nan inf ' 5s' 5x; do
+    expect_exit 2 "cmig-run --wait '$d': exit 2" "$B/cmig-run" --wait "$d" status
+    expect_contains "cmig-run --wait '$d': refused as a duration" "$OUT" "is not a duration"
+done
+for d in 250ms 1.5s .5 0.1h 5m 7; do
+    OUT=$("$B/cmig-run" --wait "$d" status 2>&1)
+    expect_not_contains "cmig-run --wait '$d': a duration" "$OUT" "is not a duration"
+done
+
 # Errors name the program, so that logs of several tools stay readable.
 run "$BUNDLE" inspect
 expect_contains "errors start with 'cmig-bundle: error:'" "$(head -1 <<<"$SERR")" "cmig-bundle: error:"

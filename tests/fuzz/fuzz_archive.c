@@ -1,70 +1,90 @@
 /*
  * fuzz_archive.c - libFuzzer target for everything a bundle meets after its
  * signature: the gzip layer, the tar reader, every entry check, the
- * manifest loader and the full walk.
+ * manifest loader, the full walk, and handing the files out again, whole
+ * or streamed from the private compressed copy.
  *
  * The input is the bundle file itself, opened with CMIG_OPEN_SKIP_SIGNATURE
- * so that fuzzing reaches past the signature check (which would otherwise
- * refuse every mutated input). Small caps keep each run fast. Whatever the
- * input, the reader must refuse cleanly (CMIG_E_VERIFY or a resource error)
- * or accept a bundle whose every file it can hand out again.
+ * so that any mutation reaches the archive code (fuzz_bundle.c covers the
+ * same path behind a real signature). Each input is opened twice: read once
+ * into memory, and streamed from the file; both must reach the same
+ * verdict with the same message. A refusal must be CMIG_E_VERIFY (or a
+ * resource error). An accepted bundle must then hand out exactly the files
+ * its manifest lists, in its order, each with the listed size and SHA-256,
+ * through cmig_bundle_each_file and through cmig_bundle_each_content (with
+ * a small whole_max, so that most files come as streams read back in
+ * pieces of varying size).
  */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <sys/mman.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cmig/bundle.h"
+#include "fuzz_util.h"
+#include "walk_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int count_file(void *ctx, const struct cmig_migration *m, int is_down,
-                      const uint8_t *bytes, size_t len, struct cmig_err *err)
-{
-    (void)m;
-    (void)is_down;
-    (void)bytes;
-    (void)len;
-    (void)err;
-    (*(size_t *)ctx)++;
-    return 0;
-}
+#define WHOLE_MAX 48 /* files above this are handed out as streams */
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static int open_bundle(struct cmig_bundle **b, const char *path, uint64_t in_memory_max,
+                       struct cmig_err *err)
 {
-    int fd = memfd_create("bundle", MFD_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     struct cmig_limits lim;
     cmig_limits_default(&lim);
     lim.max_manifest_bytes = 1 << 20;
     lim.max_entry_bytes = 1 << 20;
     lim.max_total_bytes = 4 << 20;
     lim.max_entries = 1000;
+    lim.in_memory_max = in_memory_max;
+    lim.whole_max = WHOLE_MAX;
     struct cmig_open_opts o = {.flags = CMIG_OPEN_SKIP_SIGNATURE, .limits = &lim};
-    struct cmig_bundle *b = NULL;
-    struct cmig_err err;
-    cmig_err_clear(&err);
-    if (cmig_bundle_open(&b, path, &o, &err) == 0) {
-        const struct cmig_manifest *m = cmig_bundle_manifest(b);
-        size_t files = 0, expected = 0;
-        for (size_t i = 0; i < m->n; i++)
-            expected += m->migrations[i].down.path ? 2 : 1;
-        cmig_err_clear(&err);
-        /* An accepted bundle must give back exactly its files. */
-        if (cmig_bundle_each_file(b, NULL, count_file, &files, &err) != 0 || files != expected)
-            __builtin_trap();
-        cmig_bundle_close(b);
-    } else if (err.code != CMIG_E_VERIFY && err.code != CMIG_E_NOMEM && err.code != CMIG_E_IO) {
-        __builtin_trap();
+    cmig_err_clear(err);
+    return cmig_bundle_open(b, path, &o, err);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char path[64];
+    int fd = fuzz_memfile(data, size, path, sizeof path);
+    if (fd < 0)
+        return 0;
+    struct cmig_bundle *mem = NULL, *streamed = NULL;
+    static struct cmig_err e1, e2; /* 1 KiB messages: keep them off the stack */
+    int r1 = open_bundle(&mem, path, UINT64_MAX, &e1);
+    int r2 = open_bundle(&streamed, path, 0, &e2);
+
+    /* Read once or streamed, the same bytes get the same verdict. */
+    REQUIRE((r1 == 0) == (r2 == 0));
+    REQUIRE(e1.code == e2.code && strcmp(e1.msg, e2.msg) == 0);
+    if (r1 != 0) {
+        REQUIRE(r1 == e1.code && e1.msg[0] != '\0');
+        REQUIRE(e1.code == CMIG_E_VERIFY || e1.code == CMIG_E_NOMEM || e1.code == CMIG_E_IO);
+        close(fd);
+        return 0;
     }
+    REQUIRE(cmig_bundle_signer(mem) == NULL && cmig_bundle_claim(mem) == NULL);
+    REQUIRE(cmig_bundle_size(mem) == size);
+    const struct cmig_manifest *m = cmig_bundle_manifest(mem);
+    const struct cmig_manifest *m2 = cmig_bundle_manifest(streamed);
+    REQUIRE(m && m2 && m->n == m2->n);
+    REQUIRE(memcmp(cmig_bundle_manifest_sha256(mem), cmig_bundle_manifest_sha256(streamed), 32) ==
+            0);
+
+    /* Both walks, with files handed out whole and as streams read back in
+     * pieces, over one of the two (which one follows the input); a walk
+     * that hands nothing out, and still checks every entry, over the
+     * other. */
+    unsigned mask = size ? data[size / 2] : 0;
+    struct cmig_bundle *walked = (size & 1) ? mem : streamed;
+    struct cmig_bundle *other = (size & 1) ? streamed : mem;
+    check_walks(walked, mask, data + size / 3, size - size / 3, WHOLE_MAX);
+    cmig_err_clear(&e1);
+    REQUIRE(cmig_bundle_each_file(other, NULL, NULL, NULL, &e1) == 0);
+
+    cmig_bundle_close(mem);
+    cmig_bundle_close(streamed);
     close(fd);
     return 0;
 }

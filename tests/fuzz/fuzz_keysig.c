@@ -5,11 +5,15 @@
  * parsers. The secret key parser runs without a password, so no scrypt
  * runs here; and a hostile file's scrypt limits must be refused before the
  * password is even looked at, so nothing it asks for is ever allocated.
+ * The trusted comment of a signature that parses goes on to the claim
+ * parser (tcomment.c), whose grammar has exactly one spelling for each
+ * claim: what it accepts must format back to the same text.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "cmig/bundle.h"
 #include "cmig/err.h"
 #include "cmig/keys.h"
 #include "cmig/sig.h"
@@ -41,6 +45,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (strlen(sig.untrusted_comment) > CMIG_COMMENT_MAX ||
             strlen(sig.trusted_comment) > CMIG_TRUSTED_COMMENT_MAX)
             __builtin_trap();
+        struct cmig_claim claim;
+        static char again[CMIG_TRUSTED_COMMENT_MAX + 1];
+        cmig_err_clear(&err);
+        if (cmig_trusted_comment_parse(sig.trusted_comment, &claim, &err) == 0) {
+            if (cmig_trusted_comment_format(again, sizeof again, &claim) != 0 ||
+                strcmp(again, sig.trusted_comment) != 0)
+                __builtin_trap();
+        } else if (err.code != CMIG_E_VERIFY) {
+            __builtin_trap();
+        }
     } else if (err.code != CMIG_E_VERIFY) {
         __builtin_trap();
     }

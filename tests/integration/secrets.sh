@@ -107,6 +107,21 @@ OUT=$("$RUN" --bundle "$BUN" --trusted-key "$KEY_PUB" --database "$GOOD_KV" -v \
 printf '%s\n' "$OUT" >>"$ALL_OUT"
 expect_not_contains "key=value form: no password in the logs" "$OUT" "$GOOD_PW"
 expect_contains "key=value form: the password is masked" "$OUT" "password=***"
+# Secrets libpq finds in a query under other spellings: a key in percent
+# escapes, and the passphrase of a TLS client key (libpq ignores it here,
+# with no client key, but it is still a secret).
+QS="postgres://canary@127.0.0.1:$P/secdb?pass%77ord=$GOOD_PW&sslpassword=$CANARY"
+OUT=$("$RUN" --bundle "$BUN" --trusted-key "$KEY_PUB" --database "$QS" -v status 2>&1)
+printf '%s\n' "$OUT" >>"$ALL_OUT"
+expect_contains "escaped query key: connected, the URL shown masked" "$OUT" "pass%77ord=***"
+expect_not_contains "escaped query key: no password in the output" "$OUT" "$GOOD_PW"
+expect_contains "sslpassword: masked" "$OUT" "sslpassword=***"
+expect_not_contains "sslpassword: not in the output" "$OUT" "$CANARY"
+GOOD_KV_SPACED="host=127.0.0.1 port=$P user=canary password = $GOOD_PW dbname=secdb"
+OUT=$("$RUN" --bundle "$BUN" --trusted-key "$KEY_PUB" --database "$GOOD_KV_SPACED" -v status 2>&1)
+printf '%s\n' "$OUT" >>"$ALL_OUT"
+expect_contains "key = value form: the password is masked" "$OUT" "password = ***"
+expect_not_contains "key = value form: no password in the output" "$OUT" "$GOOD_PW"
 
 # The environment and the termination log.
 : >"$T/term.log"

@@ -1029,6 +1029,44 @@ static void teardown(void)
     cmig_keyring_free(&ring_both);
 }
 
+/* The claim grammar has one spelling for each claim: what parses formats
+ * back to the same text, and every other spelling of a number is refused. */
+TEST(trusted_comment_has_one_spelling)
+{
+    static const char *const good[] = {
+        "cmig-bundle name=demo version=1.0.0 manifest-sha256="
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff migrations=4 last=4 "
+        "format=1",
+        "cmig-bundle name=e version=0.1.0-rc.1+b.7 manifest-sha256="
+        "0000000000000000000000000000000000000000000000000000000000000000 migrations=0 last=-1 "
+        "format=1",
+    };
+    static const char *const bad[] = {"last=-0", "last=04", "last=-01", "last=-2",
+                                      "migrations=04", "migrations=-1", "format=01", "format=0"};
+    struct cmig_claim c;
+    struct cmig_err err;
+    char again[512], tc[512];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        cmig_err_clear(&err);
+        CHECK_EQ_INT(cmig_trusted_comment_parse(good[i], &c, &err), 0);
+        CHECK_EQ_INT(cmig_trusted_comment_format(again, sizeof again, &c), 0);
+        CHECK_STR(again, good[i]);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        /* The first good comment with one field spelled differently. */
+        const char *key = bad[i];
+        size_t klen = (size_t)(strchr(key, '=') - key) + 1;
+        const char *at = strstr(good[0], " ") + 1;
+        while (strncmp(at, key, klen) != 0)
+            at = strchr(at, ' ') + 1;
+        const char *end = strchr(at, ' ');
+        snprintf(tc, sizeof tc, "%.*s%s%s", (int)(at - good[0]), good[0], key, end ? end : "");
+        cmig_err_clear(&err);
+        CHECK_EQ_INT(cmig_trusted_comment_parse(tc, &c, &err), CMIG_E_VERIFY);
+        CHECK_CONTAINS(err.msg, "does not describe a cmig bundle");
+    }
+}
+
 int main(void)
 {
     SUITE("test_bundle");
@@ -1055,6 +1093,7 @@ int main(void)
     RUN(modified_file_is_refused);
     RUN(invisible_change_is_refused);
     RUN(rewritten_manifest_is_refused);
+    RUN(trusted_comment_has_one_spelling);
     teardown();
     return harness_done();
 }

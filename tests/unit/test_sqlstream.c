@@ -161,6 +161,9 @@ static const char *const scripts[] = {
     "",
     "   \n  -- only comments\n /* and this */ ",
     ";;;SELECT 1;;;",
+    /* not goose markers: they do not stand on a line of their own */
+    "SELECT 2; -- +goose StatementBegin\nSELECT 3; SELECT 4;\n-- +goose StatementEnd\n",
+    "SELECT 2\n;-- +goose StatementBegin\nSELECT 3; SELECT 4;\n",
 };
 
 TEST(windows_and_pieces_match_one_split)
@@ -274,6 +277,73 @@ TEST(positions_count_characters)
     cmig_sqlstream_free(&ss);
 }
 
+/* A goose block that opens a chunk is one statement: its inner ';' do not
+ * move the statement numbers of what follows, read whole or through a
+ * window that holds it all. */
+TEST(goose_block_opening_a_chunk_is_one_statement)
+{
+    const char *sql = "-- +goose Up\n-- +goose StatementBegin\nSELECT 1; SELECT oops;\n"
+                      "-- +goose StatementEnd\nSELECT 2; SELECT fail;\n";
+    struct cmig_sqlstream ss;
+    struct cmig_sql_chunk ch;
+    struct cmig_err err;
+    unsigned line, col, stmt;
+    for (size_t window = 0; window <= strlen(sql); window += strlen(sql)) {
+        struct pieces p = {sql, strlen(sql), 0, 3};
+        cmig_err_clear(&err);
+        if (window == 0) {
+            CHECK_EQ_INT(cmig_sqlstream_init_whole(&ss, sql, strlen(sql), &err), 0);
+        } else {
+            cmig_sqlstream_init_reader(&ss, p.len, read_pieces, &p);
+            ss.window = window;
+        }
+        CHECK_EQ_INT(cmig_sqlstream_next(&ss, 1000, &ch, &err), 0);
+        CHECK_EQ_INT(ch.first, 1);
+        CHECK_EQ_INT(ch.n, 3);
+        size_t oops = (size_t)(strstr(sql, "oops") - sql) - ch.offset;
+        size_t fail = (size_t)(strstr(sql, "fail") - sql) - ch.offset;
+        cmig_sql_chunk_locate(&ch, oops, &line, &col, &stmt);
+        CHECK_EQ_INT(line, 3);
+        CHECK_EQ_INT(col, 18);
+        CHECK_EQ_INT(stmt, 1);
+        cmig_sql_chunk_locate(&ch, fail, &line, &col, &stmt);
+        CHECK_EQ_INT(line, 5);
+        CHECK_EQ_INT(col, 18);
+        CHECK_EQ_INT(stmt, 3);
+        cmig_sqlstream_free(&ss);
+    }
+}
+
+/* Read whole, each statement is lexed from where the last one ended: a
+ * marker comment there is on that statement's line, so it is no marker. */
+TEST(marker_on_a_statements_line_is_not_a_marker)
+{
+    const char *sql = "SELECT 2; -- +goose StatementBegin\nSELECT 3; SELECT 4;\n";
+    struct cmig_sqlstream ss;
+    struct cmig_sql_chunk ch;
+    struct cmig_err err;
+    unsigned n = 0, line, col, stmt;
+    cmig_err_clear(&err);
+    CHECK_EQ_INT(cmig_sqlstream_init_whole(&ss, sql, strlen(sql), &err), 0);
+    while (cmig_sqlstream_next(&ss, 0, &ch, &err) == 0 && ch.n) {
+        CHECK_EQ_INT(ch.n, 1);
+        CHECK_EQ_INT(ch.len, 9);
+        n++;
+    }
+    CHECK_EQ_INT(n, 3);
+    cmig_sqlstream_free(&ss);
+    /* Nor when a chunk's statements are counted. */
+    CHECK_EQ_INT(cmig_sqlstream_init_whole(&ss, sql, strlen(sql), &err), 0);
+    CHECK_EQ_INT(cmig_sqlstream_next(&ss, 0, &ch, &err), 0);
+    CHECK_EQ_INT(cmig_sqlstream_next(&ss, 1000, &ch, &err), 0);
+    CHECK_EQ_INT(ch.first, 2);
+    CHECK_EQ_INT(ch.n, 2);
+    cmig_sql_chunk_locate(&ch, ch.len - 2, &line, &col, &stmt);
+    CHECK_EQ_INT(line, 2);
+    CHECK_EQ_INT(stmt, 3);
+    cmig_sqlstream_free(&ss);
+}
+
 TEST(nul_bytes_are_refused)
 {
     const char sql[] = "SELECT 1;\nSELECT '\0';\n";
@@ -366,6 +436,8 @@ int main(void)
     RUN(marker_cut_at_the_window_is_not_a_marker);
     RUN(whole_text_is_not_copied);
     RUN(positions_count_characters);
+    RUN(goose_block_opening_a_chunk_is_one_statement);
+    RUN(marker_on_a_statements_line_is_not_a_marker);
     RUN(nul_bytes_are_refused);
     RUN(short_source_is_an_error);
     RUN(random_scripts_match_one_split);

@@ -50,6 +50,13 @@ struct cmig_sql_stmt {
 int cmig_sql_split(const char *sql, size_t len,
                    int (*fn)(void *ctx, const struct cmig_sql_stmt *stmt), void *ctx);
 
+/* cmig_sql_split of text that goes on from where a statement of a longer
+ * script ended (cmig/sqlstream.h restarts there): mid_line says that
+ * sql[0] is not at the start of a line, so a goose marker comment right
+ * there is not a marker, as it is not in the whole script. */
+int cmig_sql_split_at(const char *sql, size_t len, int mid_line,
+                      int (*fn)(void *ctx, const struct cmig_sql_stmt *stmt), void *ctx);
+
 /* Whether the script holds at least one statement (not just comments). */
 int cmig_sql_has_statements(const char *sql, size_t len);
 

@@ -59,6 +59,10 @@ struct cmig_sql_chunk {
     unsigned first;     /* 1-based number of its first statement */
     unsigned n;         /* statements in it; 0: the text has no more */
     int terminated;     /* its last statement ends with ';' (else the text ended it) */
+    size_t lead;        /* bytes before text[0] that were lexed with it: blank space and
+                           comments, such as the goose StatementBegin marker that makes
+                           its first statement a block; text - lead is valid as long as
+                           text. 0 when the chunk starts where its lexing did. */
 };
 
 /* The initial window of a stream, and the target size drivers use for a
