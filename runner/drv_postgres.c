@@ -309,12 +309,19 @@ static const char *sqlstate(const PGresult *res)
     return s ? s : "";
 }
 
-/* Records a failed database call: "<what>: <description>", SQLSTATE kept. */
+/* Records a failed database call: "<what>: <description>", SQLSTATE kept.
+ * A call that failed because the connection is gone (the server crashed or
+ * restarted, the session was terminated) is reported as such wherever it
+ * happens, waiting for the lock as in a migration: the database is no
+ * longer reachable, which is exit 4, not an error of the call. */
 static int db_fail(struct cmig_err *err, int code, const PGresult *res, PGconn *pg,
                    const char *what)
 {
     char d[CMIG_ERR_MSG_MAX];
     describe(d, sizeof d, res, pg);
+    if (pg && PQstatus(pg) == CONNECTION_BAD)
+        return cmig_err_set(err, CMIG_E_CONNECT, "%s: the connection to PostgreSQL was lost: %s",
+                            what, d);
     int rc = cmig_err_set(err, code, "%s: %s", what, d);
     if (err && err->code == code && !err->native[0])
         cmig_err_native(err, sqlstate(res));
