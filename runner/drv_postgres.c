@@ -1338,9 +1338,15 @@ static int migration_fail(struct cmig_conn *c, const PGresult *bad, const struct
     }
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         /* Nothing is known about the step's outcome but that it committed
-         * whole or not at all (transactional) or left its row dirty. */
+         * whole or not at all (transactional) or left its row dirty; the
+         * operator reads which of the two from the message. */
         return cmig_err_set(err, CMIG_E_CONNECT,
-                            "the connection to PostgreSQL was lost during the step: %s", d);
+                            "the connection to PostgreSQL was lost during the step (%s): %s",
+                            s->tx == CMIG_TX_NONE
+                                ? "the migration is left dirty"
+                                : "its transaction committed whole or not at all; the next "
+                                  "run sees which",
+                            d);
     }
     cmig_err_set(err, CMIG_E_MIGRATION, "%s%s", d, where);
     cmig_err_native(err, sqlstate(bad));

@@ -150,6 +150,8 @@ fault_tx() {
     ms=$(elapsed_ms "$t0")
     lost_connection "$desc" "$T/$fault-tx.out"
     expect_contains "$desc: the error names the migration" "$OUT" "migration 2 'slow'"
+    expect_contains "$desc: the error says what may have happened to it" "$OUT" \
+        "migration 2 'slow' (2_slow.up.sql): the connection to PostgreSQL was lost during the step (its transaction committed whole or not at all; the next run sees which)"
     # The sleep had a minute to go: the runner noticed the loss, it did not
     # sit out the statement.
     [ "$ms" -lt 20000 ] && ok "$desc: the runner stopped at once ($ms ms)" ||
@@ -184,6 +186,8 @@ fault_notx() {
     esac
     finish "$BG" "$T/$fault-notx.out"
     lost_connection "$desc" "$T/$fault-notx.out"
+    expect_contains "$desc: the error says the migration is left dirty" "$OUT" \
+        "migration 2 'slow_notx' (2_slow_notx.up.sql:3:1, statement 2): the connection to PostgreSQL was lost during the step (the migration is left dirty)"
     if [ "$fault" = crash ]; then
         pg_resume || { not_ok "$desc: the server starts again"; return; }
     fi
