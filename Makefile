@@ -2,7 +2,9 @@
 #
 #   make                     build both programs
 #   make check               every test (unit, CLI, interop, fuzz corpus replay)
+#                            database faults and random kills included (tests/integration)
 #   make SANITIZE=address,undefined check
+#   make valgrind            CLI and integration suites under memcheck (in check-all)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make fuzz FUZZ_SECONDS=60  (clang, libFuzzer)
 #   make bench               benchmarks (not part of check)
@@ -88,7 +90,8 @@ FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all check check-all demo unit test-bins install uninstall clean fuzz bench format-check lint
+.PHONY: all check check-all demo unit test-bins install uninstall clean fuzz bench format-check lint \
+        valgrind
 
 all: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN)
 
@@ -148,10 +151,18 @@ test-bins: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN) $(MONGO_CMD) $(UNIT
 check: test-bins
 	B=$(B) tests/run-all
 
-# What CI runs: the whole suite, then again under AddressSanitizer and UBSan.
+# The CLI, interop and integration suites with every cmig-bundle and
+# cmig-run process under valgrind's memcheck: a memory error or a definite
+# leak fails it (tests/run-all lists the suites it leaves out, and why).
+valgrind: test-bins
+	CMIG_VALGRIND=1 B=$(B) tests/run-all
+
+# What CI runs: the whole suite, again under AddressSanitizer and UBSan,
+# and the CLI and integration suites under valgrind's memcheck.
 check-all:
 	$(MAKE) check
 	$(MAKE) check B=build-asan SANITIZE=address,undefined
+	$(MAKE) valgrind
 
 # The Dockerfile's images, examples/app and deploy/kubernetes, for real with
 # podman (as root: installs podman, buildah, runc and debootstrap if missing;
