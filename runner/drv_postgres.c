@@ -309,12 +309,19 @@ static const char *sqlstate(const PGresult *res)
     return s ? s : "";
 }
 
-/* Records a failed database call: "<what>: <description>", SQLSTATE kept. */
+/* Records a failed database call: "<what>: <description>", SQLSTATE kept.
+ * A call that failed because the connection is gone (the server crashed or
+ * restarted, the session was terminated) is reported as such wherever it
+ * happens, waiting for the lock as in a migration: the database is no
+ * longer reachable, which is exit 4, not an error of the call. */
 static int db_fail(struct cmig_err *err, int code, const PGresult *res, PGconn *pg,
                    const char *what)
 {
     char d[CMIG_ERR_MSG_MAX];
     describe(d, sizeof d, res, pg);
+    if (pg && PQstatus(pg) == CONNECTION_BAD)
+        return cmig_err_set(err, CMIG_E_CONNECT, "%s: the connection to PostgreSQL was lost: %s",
+                            what, d);
     int rc = cmig_err_set(err, code, "%s: %s", what, d);
     if (err && err->code == code && !err->native[0])
         cmig_err_native(err, sqlstate(res));
@@ -1331,9 +1338,15 @@ static int migration_fail(struct cmig_conn *c, const PGresult *bad, const struct
     }
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         /* Nothing is known about the step's outcome but that it committed
-         * whole or not at all (transactional) or left its row dirty. */
+         * whole or not at all (transactional) or left its row dirty; the
+         * operator reads which of the two from the message. */
         return cmig_err_set(err, CMIG_E_CONNECT,
-                            "the connection to PostgreSQL was lost during the step: %s", d);
+                            "the connection to PostgreSQL was lost during the step (%s): %s",
+                            s->tx == CMIG_TX_NONE
+                                ? "the migration is left dirty"
+                                : "its transaction committed whole or not at all; the next "
+                                  "run sees which",
+                            d);
     }
     cmig_err_set(err, CMIG_E_MIGRATION, "%s%s", d, where);
     cmig_err_native(err, sqlstate(bad));

@@ -15,6 +15,9 @@
 #                         replica-set profile) and CMIG_TEST_CONGO_URL. When
 #                         CMIG_TEST_MONGO_URL is already set (a real MongoDB),
 #                         both point at that server and nothing is installed.
+#   mongo_start_jongodb   the same for jongodb alone (CMIG_TEST_MONGO_URL), for
+#                         suites that need no DDL: nothing of CongoDB is
+#                         installed or started
 #   mongo_url BASE DB     BASE's URL with database DB (BASE: a *_URL above)
 #   mongo_cmd URL DB JSON...   runs commands, one reply per line (mongo-cmd)
 #   mongo_free_port       a loopback port nothing listens on
@@ -192,13 +195,15 @@ _congo_start() {
     return 1
 }
 
-mongo_start() {
-    local port attempt tool
+# _mongo_prepare WITH_CONGO: a real server's URL is taken as is (returns 2);
+# else the tools are checked and the servers installed.
+_mongo_prepare() {
+    local tool
     if [ -n "${CMIG_TEST_MONGO_URL:-}" ]; then
         MONGO_REAL=1
         export CMIG_TEST_MONGO_URL
         export CMIG_TEST_CONGO_URL=$CMIG_TEST_MONGO_URL
-        return 0
+        return 2
     fi
     for tool in npm node sha256sum sha1sum; do
         if ! command -v "$tool" >/dev/null 2>&1; then
@@ -209,15 +214,35 @@ mongo_start() {
     MONGO_LOGDIR=$(mktemp -d /tmp/cmig-mongo.XXXXXX) || return 1
     _mongo_install_trap
     _mongo_install_jongodb || return 1
-    _mongo_install_congo || return 1
+    if [ "$1" = 1 ]; then
+        _mongo_install_congo || return 1
+    fi
+}
+
+_mongo_start_jongodb_server() {
+    local port attempt
     for attempt in 1 2 3 4 5; do
         port=$(mongo_free_port) || break
         if jongodb_start "$port"; then
             export CMIG_TEST_MONGO_URL="mongodb://127.0.0.1:$port/test?replicaSet=rs0"
-            break
+            return 0
         fi
     done
-    [ -n "${CMIG_TEST_MONGO_URL:-}" ] || { echo "lib-mongo: jongodb did not start" >&2; return 1; }
+    echo "lib-mongo: jongodb did not start" >&2
+    return 1
+}
+
+mongo_start_jongodb() {
+    _mongo_prepare 0
+    case $? in 0) ;; 2) return 0 ;; *) return 1 ;; esac
+    _mongo_start_jongodb_server
+}
+
+mongo_start() {
+    local port attempt
+    _mongo_prepare 1
+    case $? in 0) ;; 2) return 0 ;; *) return 1 ;; esac
+    _mongo_start_jongodb_server || return 1
     for attempt in 1 2 3; do
         port=$(mongo_free_port) || break
         if _congo_start "$port"; then

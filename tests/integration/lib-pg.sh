@@ -16,9 +16,15 @@
 #   pg_halt / pg_resume stop the server (data kept) / start it again on the
 #                       same port
 #   pg_restart          restart (fast shutdown)
+#   pg_crash            immediate shutdown (a crash: no checkpoint, every
+#                       backend killed at once; data kept, pg_resume starts
+#                       it again through crash recovery)
 #   pg_stop             immediate shutdown and removal; runs at exit
 #
-# The server is throw-away: fsync off, trust authentication. initdb and
+# The server is throw-away: fsync off, trust authentication.
+# synchronous_commit is off too, which makes a crash lose the last commits;
+# a suite that crashes the server on purpose and then looks at what was
+# committed sets PG_SYNCHRONOUS_COMMIT=on before pg_start. initdb and
 # postgres refuse to run as root, so as root they run as the `postgres`
 # system user (the postgresql package creates it) with the directory
 # chowned to it; as anyone else they run as that user.
@@ -94,7 +100,7 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCKDIR'
 fsync = off
-synchronous_commit = off
+synchronous_commit = ${PG_SYNCHRONOUS_COMMIT:-off}
 full_page_writes = off
 max_connections = 60
 shared_buffers = 16MB
@@ -183,6 +189,10 @@ pg_resume() {
 
 pg_restart() {
     _pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -m fast -w -t 30 restart >/dev/null 2>&1
+}
+
+pg_crash() {
+    _pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1
 }
 
 pg_stop() {

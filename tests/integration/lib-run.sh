@@ -27,7 +27,7 @@
 # Every command's output is also appended to $ALL_OUT, so a suite can check
 # at the end that no secret was ever printed.
 
-RUN=$B/cmig-run
+RUN=$(cmig_program cmig-run)
 EPOCH=1700000000
 DRIVER=${DRIVER:-sqlite}
 ALL_OUT=$T/all-output.log
