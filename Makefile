@@ -87,6 +87,8 @@ TOOL_BIN    := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+# A fault injector preloaded into the programs (tests/attack/fault.c).
+FAULT_SO    := $(B)/tests/attack/fault.so
 
 .PHONY: all check check-all demo unit test-bins install uninstall clean fuzz bench format-check lint
 
@@ -143,7 +145,14 @@ $(B)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(FORMAT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(FORMAT_LIB) $(PKG_LIBS)
 
-test-bins: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN) $(MONGO_CMD) $(UNIT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
+test-bins: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN) $(MONGO_CMD) $(UNIT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY) \
+           $(FAULT_SO)
+
+# Not sanitized itself: it is preloaded ahead of the sanitizer runtime and
+# hands every allocation on to it (tests/attack/fault.c).
+$(FAULT_SO): tests/attack/fault.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 -O2 -g $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
 check: test-bins
 	B=$(B) tests/run-all
