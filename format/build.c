@@ -546,13 +546,14 @@ out:
 
 /* ---- output ------------------------------------------------------------ */
 
+/* No allocation here: running out of memory must not read as a bad path. */
 static int dir_of(const char *path, char *out, size_t cap)
 {
-    char *copy = strdup(path);
-    if (!copy)
+    char copy[4096];
+    int n = snprintf(copy, sizeof copy, "%s", path);
+    if (n < 0 || (size_t)n >= sizeof copy)
         return -1;
-    int n = snprintf(out, cap, "%s", dirname(copy));
-    free(copy);
+    n = snprintf(out, cap, "%s", dirname(copy));
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
@@ -573,15 +574,11 @@ static int fsync_dir(const char *path, struct cmig_err *err)
 /* Creates "<dir>/.<base>.tmp-XXXXXX" next to path. */
 static int make_temp(const char *path, char **tmp_out, struct cmig_err *err)
 {
-    char dir[4096];
-    char *copy = strdup(path);
-    if (!copy || dir_of(path, dir, sizeof dir)) {
-        free(copy);
+    char dir[4096], copy[4096];
+    if (dir_of(path, dir, sizeof dir) || snprintf(copy, sizeof copy, "%s", path) < 0)
         return cmig_err_set(err, CMIG_E_USAGE, "bad output path '%s'", path);
-    }
     char *tmp = NULL;
     int n = asprintf(&tmp, "%s/.%s.tmp-XXXXXX", dir, basename(copy));
-    free(copy);
     if (n < 0)
         return cmig_err_nomem(err);
     int fd = mkostemp(tmp, O_CLOEXEC);
@@ -601,8 +598,10 @@ static int finish_temp(int fd, const char *tmp, unsigned mode, struct cmig_err *
     return 0;
 }
 
-int cmig_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode,
-                           struct cmig_err *err)
+/* Writes data into a new temporary file next to path, with mode, synced
+ * to disk; *tmp_out receives its name. On failure nothing is left. */
+static int write_temp(const char *path, const void *data, size_t len, unsigned mode,
+                      char **tmp_out, struct cmig_err *err)
 {
     char *tmp = NULL;
     int fd = make_temp(path, &tmp, err);
@@ -626,7 +625,23 @@ int cmig_write_file_atomic(const char *path, const void *data, size_t len, unsig
         rc = finish_temp(fd, tmp, mode, err);
     if (close(fd) != 0 && !rc)
         rc = cmig_err_errno(err, CMIG_E_IO, errno, "cannot write '%s'", path);
-    if (!rc && rename(tmp, path) != 0)
+    if (rc) {
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    *tmp_out = tmp;
+    return 0;
+}
+
+int cmig_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode,
+                           struct cmig_err *err)
+{
+    char *tmp = NULL;
+    int rc = write_temp(path, data, len, mode, &tmp, err);
+    if (rc)
+        return rc;
+    if (rename(tmp, path) != 0)
         rc = cmig_err_errno(err, CMIG_E_IO, errno, "cannot rename into '%s'", path);
     if (rc)
         unlink(tmp);
@@ -675,7 +690,7 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
     struct plan p;
     uint8_t *manifest = NULL;
     size_t manifest_len = 0;
-    char *tmp = NULL, *sig_path = NULL, *sig_text = NULL;
+    char *tmp = NULL, *sig_path = NULL, *sig_text = NULL, *sig_tmp = NULL;
     size_t sig_len = 0;
     int fd = -1, rc;
     uint8_t prehash[CMIG_PREHASH_BYTES];
@@ -733,6 +748,12 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
         cmig_claim_of(&claim, &p.m, res->manifest_sha256);
         if ((rc = sign_text(o->key, prehash, &claim, &sig_text, &sig_len, err)))
             goto out;
+        /* Written out before either is renamed into place: a full disk or
+         * a failed allocation now leaves the previous bundle and its
+         * signature as they were, not the new bundle beside the old
+         * signature. */
+        if ((rc = write_temp(sig_path, sig_text, sig_len, 0644, &sig_tmp, err)))
+            goto out;
     }
     /* The bundle first, then its signature: in between, the old signature
      * does not match the new bundle, which is refused, never trusted. */
@@ -742,11 +763,15 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
     }
     free(tmp);
     tmp = NULL;
-    if ((rc = fsync_dir(o->output, err)))
-        goto out;
-    if (sig_text)
-        rc = cmig_write_file_atomic(sig_path, sig_text, sig_len, 0644, err);
-    else if (!o->key) {
+    if (sig_tmp) {
+        if (rename(sig_tmp, sig_path) != 0) {
+            rc = cmig_err_errno(err, CMIG_E_IO, errno, "cannot rename into '%s'", sig_path);
+            goto out;
+        }
+        free(sig_tmp);
+        sig_tmp = NULL;
+        rc = fsync_dir(sig_path, err);
+    } else if (!o->key) {
         /* A signature left from an earlier build would no longer match. */
         char *stale = NULL;
         if (asprintf(&stale, "%s.minisig", o->output) >= 0) {
@@ -754,6 +779,8 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
             free(stale);
         }
     }
+    if (!rc)
+        rc = fsync_dir(o->output, err);
     if (rc)
         goto out;
     res->migrations = p.m.n;
@@ -764,6 +791,10 @@ out:
     if (tmp) {
         unlink(tmp);
         free(tmp);
+    }
+    if (sig_tmp) {
+        unlink(sig_tmp);
+        free(sig_tmp);
     }
     free(sig_path);
     free(sig_text);
