@@ -376,8 +376,14 @@ static int write_fail(struct archive *a, struct sink *s, const char *what, struc
 {
     if (s->write_errno)
         return cmig_err_errno(err, CMIG_E_IO, s->write_errno, "cannot write the bundle");
+    if (archive_errno(a) == ENOMEM)
+        return cmig_err_set(err, CMIG_E_NOMEM, "%s: out of memory (%s)", what,
+                            archive_error_string(a) ? archive_error_string(a) : "libarchive");
+    /* Some of libarchive's failed allocations set no message at all. */
     return cmig_err_set(err, CMIG_E_INTERNAL, "%s: %s", what,
-                        archive_error_string(a) ? archive_error_string(a) : "unknown error");
+                        archive_error_string(a) ? archive_error_string(a)
+                                                : "libarchive failed without a reason (out of "
+                                                  "memory?)");
 }
 
 static int write_header(struct archive *a, struct sink *s, const char *path, uint64_t size,
