@@ -9,7 +9,7 @@
  *   FAULT_ALLOC_AFTER=1  and every allocation after it fails too
  *   FAULT_IO=CALL:N:ERR  the Nth CALL (write, fsync, fdatasync, close,
  *                        rename, mkostemp, fchmod) on a regular file open
- *                        for writing (or on a path) fails
+ *                        for writing, a directory (fsync), or a path fails
  *                        with errno ERR (ENOSPC, EIO, EDQUOT or a number);
  *                        CALL may be "any" to count them all together
  *   FAULT_REPORT=FILE    at exit, "allocs A io I fired F" is written there
@@ -152,12 +152,15 @@ static int io_fails(const char *call, int fd)
     if (strcmp(io_call, "any") != 0 && strcmp(io_call, call) != 0)
         return 0;
     if (fd >= 0) {
-        /* Only files being written: a read-only descriptor's close or
-         * fsync cannot lose data, so its failure proves nothing. */
+        /* Only files being written, and directories being synced: a
+         * read-only file's close cannot lose data, so its failure proves
+         * nothing. */
         struct stat st;
         int fl = fcntl(fd, F_GETFL);
-        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fl < 0 ||
-            (fl & O_ACCMODE) == O_RDONLY)
+        if (fstat(fd, &st) != 0 || fl < 0)
+            return 0;
+        int dir_sync = S_ISDIR(st.st_mode) && strncmp(call, "fsync", 5) == 0;
+        if (!dir_sync && (!S_ISREG(st.st_mode) || (fl & O_ACCMODE) == O_RDONLY))
             return 0;
     }
     if (++ios != io_fail_at)
