@@ -4,6 +4,8 @@
 #   make check               every test (unit, CLI, interop, fuzz corpus replay)
 #   make SANITIZE=address,undefined check
 #   make install PREFIX=/usr/local DESTDIR=
+#   make attack              allocation failures, one at a time
+#                            (ASan+UBSan, in build-asan; several minutes)
 #   make fuzz FUZZ_SECONDS=60  (clang, libFuzzer)
 #   make bench               benchmarks (not part of check)
 #   make WERROR=0            for packagers
@@ -89,8 +91,9 @@ FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 # A fault injector preloaded into the programs (tests/attack/fault.c).
 FAULT_SO    := $(B)/tests/attack/fault.so
+ATTACK_B    ?= build-asan
 
-.PHONY: all check check-all demo unit test-bins install uninstall clean fuzz bench format-check lint
+.PHONY: all check check-all attack attack-bins demo unit test-bins install uninstall clean fuzz bench format-check lint
 
 all: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN)
 
@@ -154,8 +157,17 @@ $(FAULT_SO): tests/attack/fault.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -std=c11 -O2 -g $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
+attack-bins: test-bins
+
 check: test-bins
 	B=$(B) tests/run-all
+
+# The suites in tests/attack, always under ASan+UBSan (their figures count
+# sanitizer reports) in $(ATTACK_B). Not part of check: they take minutes
+# (docs/SECURITY.md has the durations).
+attack:
+	$(MAKE) B=$(ATTACK_B) SANITIZE=address,undefined attack-bins
+	B=$(ATTACK_B) tests/run-all tests/attack
 
 # What CI runs: the whole suite, then again under AddressSanitizer and UBSan.
 check-all:
