@@ -4,7 +4,7 @@
 #   make check               every test (unit, CLI, interop, fuzz corpus replay)
 #   make SANITIZE=address,undefined check
 #   make install PREFIX=/usr/local DESTDIR=
-#   make attack              allocation failures, one at a time
+#   make attack              mutation campaign, allocation and I/O failures
 #                            (ASan+UBSan, in build-asan; several minutes)
 #   make fuzz FUZZ_SECONDS=60  (clang, libFuzzer)
 #   make bench               benchmarks (not part of check)
@@ -89,8 +89,10 @@ TOOL_BIN    := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/tools/%)
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
-# A fault injector preloaded into the programs (tests/attack/fault.c).
+# A fault injector preloaded into the programs (tests/attack/fault.c), and
+# the mutation campaign's driver.
 FAULT_SO    := $(B)/tests/attack/fault.so
+MUTATE      := $(B)/tests/attack/mutate
 ATTACK_B    ?= build-asan
 
 .PHONY: all check check-all attack attack-bins demo unit test-bins install uninstall clean fuzz bench format-check lint
@@ -157,14 +159,18 @@ $(FAULT_SO): tests/attack/fault.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -std=c11 -O2 -g $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
-attack-bins: test-bins
+$(MUTATE): tests/attack/mutate.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(PKG_LIBS)
+
+attack-bins: test-bins $(MUTATE)
 
 check: test-bins
 	B=$(B) tests/run-all
 
 # The suites in tests/attack, always under ASan+UBSan (their figures count
-# sanitizer reports) in $(ATTACK_B). Not part of check: they take minutes
-# (docs/SECURITY.md has the durations).
+# sanitizer reports) in $(ATTACK_B). Not part of check: they run cmig-run
+# some 45,000 times (docs/SECURITY.md has the durations).
 attack:
 	$(MAKE) B=$(ATTACK_B) SANITIZE=address,undefined attack-bins
 	B=$(ATTACK_B) tests/run-all tests/attack
