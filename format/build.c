@@ -345,6 +345,7 @@ static void plan_free(struct plan *p)
 
 struct sink {
     int fd;
+    const char *path; /* the temporary file, named when a write fails */
     crypto_generichash_state hash;
     uint64_t bytes;
     int write_errno;
@@ -375,7 +376,7 @@ static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size
 static int write_fail(struct archive *a, struct sink *s, const char *what, struct cmig_err *err)
 {
     if (s->write_errno)
-        return cmig_err_errno(err, CMIG_E_IO, s->write_errno, "cannot write the bundle");
+        return cmig_err_errno(err, CMIG_E_IO, s->write_errno, "cannot write '%s'", s->path);
     if (archive_errno(a) == ENOMEM)
         return cmig_err_set(err, CMIG_E_NOMEM, "%s: out of memory (%s)", what,
                             archive_error_string(a) ? archive_error_string(a) : "libarchive");
@@ -496,11 +497,11 @@ static int write_section(struct plan *p, struct archive *a, struct sink *s, size
     return 0;
 }
 
-static int write_archive(struct plan *p, int fd, const uint8_t *manifest, size_t manifest_len,
-                         struct cmig_build_result *res, uint8_t prehash[CMIG_PREHASH_BYTES],
-                         struct cmig_err *err)
+static int write_archive(struct plan *p, int fd, const char *path, const uint8_t *manifest,
+                         size_t manifest_len, struct cmig_build_result *res,
+                         uint8_t prehash[CMIG_PREHASH_BYTES], struct cmig_err *err)
 {
-    struct sink s = {.fd = fd};
+    struct sink s = {.fd = fd, .path = path};
     struct progress pr = {.o = p->o, .total = p->content_bytes + manifest_len};
     int rc = 0;
     crypto_generichash_init(&s.hash, NULL, 0, CMIG_PREHASH_BYTES);
@@ -732,7 +733,7 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
         fd = -1;
         goto out;
     }
-    if ((rc = write_archive(&p, fd, manifest, manifest_len, res, prehash, err)) ||
+    if ((rc = write_archive(&p, fd, tmp, manifest, manifest_len, res, prehash, err)) ||
         (rc = finish_temp(fd, tmp, 0644, err)))
         goto out;
     if (close(fd) != 0) {

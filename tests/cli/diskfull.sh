@@ -125,12 +125,13 @@ if [ "$can_mount" -eq 1 ]; then
         if check_state "$MNT/out" "$rc" "tmpfs of $p pages"; then
             if [ "$rc" -eq 0 ]; then
                 succeeded=$((succeeded + 1))
-            elif grep -q "No space left on device" "$T/err"; then
+            elif grep -q "error: .*'$MNT/out[/'].*No space left on device" "$T/err"; then
                 failed=$((failed + 1))
                 points="$points $((p - old_pages))"
             else
                 bad=$((bad + 1))
-                not_ok "tmpfs of $p pages: the error says the disk is full" "$(cat "$T/err")"
+                not_ok "tmpfs of $p pages: the error names the file and says the disk is full" \
+                    "$(cat "$T/err")"
             fi
         else
             bad=$((bad + 1))
@@ -139,7 +140,7 @@ if [ "$can_mount" -eq 1 ]; then
     done
     echo "# tmpfs: $failed sizes ran out of space (pages free besides the previous release:$points), $succeeded had room"
     if [ "$bad" -eq 0 ] && [ "$failed" -ge $((new_pages - 2)) ] && [ "$succeeded" -ge 1 ]; then
-        ok "a full tmpfs at $failed sizes: exit 6, 'No space left on device', the previous bundle and signature intact; $succeeded sizes with room: the new ones"
+        ok "a full tmpfs at $failed sizes: exit 6, the file named and 'No space left on device', the previous bundle and signature intact; $succeeded sizes with room: the new ones"
     else
         not_ok "a full tmpfs at every size" "$bad bad, $failed failed, $succeeded succeeded"
     fi
@@ -205,6 +206,10 @@ for spec in any:EIO write:ENOSPC mkostemp:ENOSPC; do
             bad=$((bad + 1))
         elif [ "$rc" -ne 0 ] && ! grep -q "error: .*\(Input/output error\|No space left\)" "$T/err"; then
             not_ok "$call #$n fails with $errno_name: the error names it" "$(cat "$T/err")"
+            bad=$((bad + 1))
+        elif [ "$rc" -ne 0 ] && ! grep -q "error: .*'$W[/']" "$T/err"; then
+            # Which file could not be written is what the operator acts on.
+            not_ok "$call #$n fails with $errno_name: the error names the file" "$(cat "$T/err")"
             bad=$((bad + 1))
         fi
         hist="$hist $what:$rc:$STATE"
