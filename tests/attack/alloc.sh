@@ -37,6 +37,7 @@ UBSAN_BASE="exitcode=86:print_stacktrace=1"
 mkdir -p "$SAN/known"
 LANES=2
 SHOW=6 # failing cases named per program
+CASE_TIMEOUT=${ALLOC_CASE_TIMEOUT:-120} # seconds; a case takes well under one
 t_start=$(date +%s)
 
 # The migrations: a canary that inserts a row, and a second one.
@@ -120,8 +121,12 @@ faulted() {
     local d=$1 n=$2
     shift 2
     rm -f "$d/report"
-    ASAN_OPTIONS="$ASAN_BASE:log_path=$d/asan" UBSAN_OPTIONS="$UBSAN_BASE:log_path=$d/ubsan" \
-        FAULT_ALLOC=$n FAULT_REPORT=$d/report LD_PRELOAD=$FAULT_SO "$@" >"$d/out" 2>"$d/err"
+    # A hang is a failure too, not a sweep that never ends: killed after
+    # CASE_TIMEOUT seconds, it reads as "killed by signal 9". env, not the
+    # shell, sets the variables, so timeout itself is not preloaded.
+    timeout -s KILL "$CASE_TIMEOUT" env ASAN_OPTIONS="$ASAN_BASE:log_path=$d/asan" \
+        UBSAN_OPTIONS="$UBSAN_BASE:log_path=$d/ubsan" FAULT_ALLOC="$n" FAULT_REPORT="$d/report" \
+        LD_PRELOAD="$FAULT_SO" "$@" >"$d/out" 2>"$d/err"
     RC=$?
     # Each report is kept; one whose crash is inside libarchive's own
     # unchecked allocation (archive_write_add_filter_gzip, 3.6) is kept
