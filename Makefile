@@ -6,6 +6,8 @@
 #   make SANITIZE=address,undefined check
 #   make valgrind            CLI and integration suites under memcheck (not in check-all)
 #   make install PREFIX=/usr/local DESTDIR=
+#   make attack              mutation campaign, allocation and I/O failures
+#                            (ASan+UBSan, in build-asan; several minutes)
 #   make fuzz FUZZ_SECONDS=60 FUZZ_JOBS=2  (clang, libFuzzer; N targets at a time)
 #   make bench               benchmarks (not part of check)
 #   make lint                clang-format check, cppcheck, clang-tidy (CI runs it)
@@ -103,8 +105,15 @@ FUZZ_CC_FLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,unde
                  -fno-sanitize-recover=all $(WARN) $(PKG_CFLAGS)
 FUZZ_FORMAT_OBJ := $(FORMAT_SRC:%.c=$(B)/fuzz/obj/%.o)
 
-.PHONY: all check check-all demo unit test-bins install uninstall clean fuzz fuzz-bins bench \
-        format-check lint valgrind
+
+# A fault injector preloaded into the programs (tests/attack/fault.c), and
+# the mutation campaign's driver.
+FAULT_SO    := $(B)/tests/attack/fault.so
+MUTATE      := $(B)/tests/attack/mutate
+ATTACK_B    ?= build-asan
+
+.PHONY: all check check-all attack attack-bins demo unit test-bins install uninstall clean fuzz \
+        fuzz-bins bench format-check lint valgrind
 
 all: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN)
 
@@ -163,7 +172,20 @@ $(B)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(FUZZ_HDR) $(FORMA
 	$(CC) $(CPPFLAGS) -Irunner $(ALL_CFLAGS) $(FUZZ_CFLAGS_$*) $(ALL_LDFLAGS) -o $@ $< \
 	    tests/fuzz/replay_main.c $(filter %.o,$^) $(FORMAT_LIB) $(PKG_LIBS) $(FUZZ_LIBS_$*)
 
-test-bins: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN) $(MONGO_CMD) $(UNIT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
+test-bins: $(BUNDLER) $(RUNNER) $(PG_PLUGIN) $(MONGO_PLUGIN) $(MONGO_CMD) $(UNIT_BIN) $(TOOL_BIN) $(FUZZ_REPLAY) \
+           $(FAULT_SO)
+
+# Not sanitized itself: it is preloaded ahead of the sanitizer runtime and
+# hands every allocation on to it (tests/attack/fault.c).
+$(FAULT_SO): tests/attack/fault.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 -O2 -g $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+$(MUTATE): tests/attack/mutate.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(PKG_LIBS)
+
+attack-bins: test-bins $(MUTATE)
 
 check: test-bins
 	B=$(B) tests/run-all
@@ -173,6 +195,13 @@ check: test-bins
 # leak fails it (tests/run-all lists the suites it leaves out, and why).
 valgrind: test-bins
 	CMIG_VALGRIND=1 B=$(B) tests/run-all
+
+# The suites in tests/attack, always under ASan+UBSan (their figures count
+# sanitizer reports) in $(ATTACK_B). Not part of check: they run cmig-run
+# some 45,000 times (docs/SECURITY.md has the durations).
+attack:
+	$(MAKE) B=$(ATTACK_B) SANITIZE=address,undefined attack-bins
+	B=$(ATTACK_B) tests/run-all tests/attack
 
 # What CI runs: the whole suite, then again under AddressSanitizer and UBSan.
 # Not valgrind: it took 23 min on two shared cores, past CI's time budget.

@@ -46,6 +46,12 @@ int cli_fail(const struct cmig_err *err)
     return cli_exit_code(err->code);
 }
 
+int cli_nomem(void)
+{
+    fputs("cmig-bundle: error: out of memory\n", stderr);
+    return EXIT_SYSTEM;
+}
+
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

@@ -35,6 +35,8 @@ extern int cli_verbose;
 
 /* Prints "cmig-bundle: error: <msg>" and returns the exit code for err. */
 int cli_fail(const struct cmig_err *err);
+/* Says "out of memory" the same way, before an error record exists. */
+int cli_nomem(void);
 /* Prints a usage error (printf-style) plus a hint, returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -125,7 +125,7 @@ int cmd_build(int argc, char **argv)
     char **pubkeys = calloc((size_t)argc + 1, sizeof *pubkeys);
     int n_pubkeys = 0;
     if (!pubkeys)
-        return EXIT_SYSTEM;
+        return cli_nomem();
     while ((c = getopt_long(argc, argv, "n:V:k:p:P:r:o:F:d:qv", opts, NULL)) != -1) {
         switch (c) {
         case 'n': o.name = optarg; break;

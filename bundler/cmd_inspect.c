@@ -149,7 +149,7 @@ int cmd_inspect(int argc, char **argv)
     char **pubkeys = calloc((size_t)argc + 1, sizeof *pubkeys);
     int n_pubkeys = 0, json = 0, c;
     if (!pubkeys)
-        return EXIT_SYSTEM;
+        return cli_nomem();
     while ((c = getopt_long(argc, argv, "jP:s:qv", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;

@@ -33,7 +33,7 @@ int cmd_verify(int argc, char **argv)
     char **pubkeys = calloc((size_t)argc + 1, sizeof *pubkeys);
     int n_pubkeys = 0, c;
     if (!pubkeys)
-        return EXIT_SYSTEM;
+        return cli_nomem();
     while ((c = getopt_long(argc, argv, "P:s:qv", opts, NULL)) != -1) {
         switch (c) {
         case 'P': pubkeys[n_pubkeys++] = optarg; break;

@@ -356,6 +356,7 @@ static void plan_free(struct plan *p)
 
 struct sink {
     int fd;
+    const char *path; /* the temporary file, named when a write fails */
     crypto_generichash_state hash;
     uint64_t bytes;
     int write_errno;
@@ -386,9 +387,15 @@ static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size
 static int write_fail(struct archive *a, struct sink *s, const char *what, struct cmig_err *err)
 {
     if (s->write_errno)
-        return cmig_err_errno(err, CMIG_E_IO, s->write_errno, "cannot write the bundle");
+        return cmig_err_errno(err, CMIG_E_IO, s->write_errno, "cannot write '%s'", s->path);
+    if (archive_errno(a) == ENOMEM)
+        return cmig_err_set(err, CMIG_E_NOMEM, "%s: out of memory (%s)", what,
+                            archive_error_string(a) ? archive_error_string(a) : "libarchive");
+    /* Some of libarchive's failed allocations set no message at all. */
     return cmig_err_set(err, CMIG_E_INTERNAL, "%s: %s", what,
-                        archive_error_string(a) ? archive_error_string(a) : "unknown error");
+                        archive_error_string(a) ? archive_error_string(a)
+                                                : "libarchive failed without a reason (out of "
+                                                  "memory?)");
 }
 
 static int write_header(struct archive *a, struct sink *s, const char *path, uint64_t size,
@@ -501,11 +508,11 @@ static int write_section(struct plan *p, struct archive *a, struct sink *s, size
     return 0;
 }
 
-static int write_archive(struct plan *p, int fd, const uint8_t *manifest, size_t manifest_len,
-                         struct cmig_build_result *res, uint8_t prehash[CMIG_PREHASH_BYTES],
-                         struct cmig_err *err)
+static int write_archive(struct plan *p, int fd, const char *path, const uint8_t *manifest,
+                         size_t manifest_len, struct cmig_build_result *res,
+                         uint8_t prehash[CMIG_PREHASH_BYTES], struct cmig_err *err)
 {
-    struct sink s = {.fd = fd};
+    struct sink s = {.fd = fd, .path = path};
     struct progress pr = {.o = p->o, .total = p->content_bytes + manifest_len};
     int rc = 0;
     crypto_generichash_init(&s.hash, NULL, 0, CMIG_PREHASH_BYTES);
@@ -557,13 +564,14 @@ out:
 
 /* ---- output ------------------------------------------------------------ */
 
+/* No allocation here: running out of memory must not read as a bad path. */
 static int dir_of(const char *path, char *out, size_t cap)
 {
-    char *copy = strdup(path);
-    if (!copy)
+    char copy[4096];
+    int n = snprintf(copy, sizeof copy, "%s", path);
+    if (n < 0 || (size_t)n >= sizeof copy)
         return -1;
-    int n = snprintf(out, cap, "%s", dirname(copy));
-    free(copy);
+    n = snprintf(out, cap, "%s", dirname(copy));
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
@@ -585,16 +593,13 @@ static int fsync_dir(const char *path, struct cmig_err *err)
  * with err set. */
 static int make_temp(const char *path, char **tmp_out, struct cmig_err *err)
 {
-    char dir[4096];
-    char *copy = strdup(path);
-    if (!copy || dir_of(path, dir, sizeof dir)) {
-        free(copy);
+    char dir[4096], copy[4096];
+    if (dir_of(path, dir, sizeof dir) || snprintf(copy, sizeof copy, "%s", path) < 0) {
         cmig_err_set(err, CMIG_E_USAGE, "bad output path '%s'", path);
         return -1;
     }
     char *tmp = NULL;
     int n = asprintf(&tmp, "%s/.%s.tmp-XXXXXX", dir, basename(copy));
-    free(copy);
     if (n < 0) {
         cmig_err_nomem(err);
         return -1;
@@ -617,8 +622,10 @@ static int finish_temp(int fd, const char *tmp, unsigned mode, struct cmig_err *
     return 0;
 }
 
-int cmig_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode,
-                           struct cmig_err *err)
+/* Writes data into a new temporary file next to path, with mode, synced
+ * to disk; *tmp_out receives its name. On failure nothing is left. */
+static int write_temp(const char *path, const void *data, size_t len, unsigned mode,
+                      char **tmp_out, struct cmig_err *err)
 {
     char *tmp = NULL;
     int fd = make_temp(path, &tmp, err);
@@ -642,7 +649,23 @@ int cmig_write_file_atomic(const char *path, const void *data, size_t len, unsig
         rc = finish_temp(fd, tmp, mode, err);
     if (close(fd) != 0 && !rc)
         rc = cmig_err_errno(err, CMIG_E_IO, errno, "cannot write '%s'", path);
-    if (!rc && rename(tmp, path) != 0)
+    if (rc) {
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    *tmp_out = tmp;
+    return 0;
+}
+
+int cmig_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode,
+                           struct cmig_err *err)
+{
+    char *tmp = NULL;
+    int rc = write_temp(path, data, len, mode, &tmp, err);
+    if (rc)
+        return rc;
+    if (rename(tmp, path) != 0)
         rc = cmig_err_errno(err, CMIG_E_IO, errno, "cannot rename into '%s'", path);
     if (rc)
         unlink(tmp);
@@ -691,7 +714,7 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
     struct plan p;
     uint8_t *manifest = NULL;
     size_t manifest_len = 0;
-    char *tmp = NULL, *sig_path = NULL, *sig_text = NULL;
+    char *tmp = NULL, *sig_path = NULL, *sig_text = NULL, *sig_tmp = NULL;
     size_t sig_len = 0;
     int fd = -1, rc;
     uint8_t prehash[CMIG_PREHASH_BYTES];
@@ -726,7 +749,7 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
         rc = err->code;
         goto out;
     }
-    if ((rc = write_archive(&p, fd, manifest, manifest_len, res, prehash, err)) ||
+    if ((rc = write_archive(&p, fd, tmp, manifest, manifest_len, res, prehash, err)) ||
         (rc = finish_temp(fd, tmp, 0644, err)))
         goto out;
     if (close(fd) != 0) {
@@ -748,6 +771,12 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
         cmig_claim_of(&claim, &p.m, res->manifest_sha256);
         if ((rc = sign_text(o->key, prehash, &claim, &sig_text, &sig_len, err)))
             goto out;
+        /* Written out before either is renamed into place: a full disk or
+         * a failed allocation now leaves the previous bundle and its
+         * signature as they were, not the new bundle beside the old
+         * signature. */
+        if ((rc = write_temp(sig_path, sig_text, sig_len, 0644, &sig_tmp, err)))
+            goto out;
     }
     /* The bundle first, then its signature: in between, the old signature
      * does not match the new bundle, which is refused, never trusted. */
@@ -757,11 +786,15 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
     }
     free(tmp);
     tmp = NULL;
-    if ((rc = fsync_dir(o->output, err)))
-        goto out;
-    if (sig_text)
-        rc = cmig_write_file_atomic(sig_path, sig_text, sig_len, 0644, err);
-    else if (!o->key) {
+    if (sig_tmp) {
+        if (rename(sig_tmp, sig_path) != 0) {
+            rc = cmig_err_errno(err, CMIG_E_IO, errno, "cannot rename into '%s'", sig_path);
+            goto out;
+        }
+        free(sig_tmp);
+        sig_tmp = NULL;
+        rc = fsync_dir(sig_path, err);
+    } else if (!o->key) {
         /* A signature left from an earlier build would no longer match. */
         char *stale = NULL;
         if (asprintf(&stale, "%s.minisig", o->output) >= 0) {
@@ -769,6 +802,8 @@ int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
             free(stale);
         }
     }
+    if (!rc)
+        rc = fsync_dir(o->output, err);
     if (rc)
         goto out;
     res->migrations = p.m.n;
@@ -779,6 +814,10 @@ out:
     if (tmp) {
         unlink(tmp);
         free(tmp);
+    }
+    if (sig_tmp) {
+        unlink(sig_tmp);
+        free(sig_tmp);
     }
     free(sig_path);
     free(sig_text);

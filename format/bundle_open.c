@@ -361,7 +361,17 @@ static int archive_fail(struct walk *w, const char *what)
     if (w->err->code)
         return w->err->code;
     const char *msg = archive_error_string(w->a);
-    return cmig_err_set(w->err, CMIG_E_VERIFY, "%s: %s", what, msg ? msg : "unknown error");
+    /* libarchive's "Can't allocate ..." errors are not the bundle's fault:
+     * refusing it as damaged would send someone looking for an attacker. */
+    if (archive_errno(w->a) == ENOMEM)
+        return cmig_err_set(w->err, CMIG_E_NOMEM, "%s: out of memory (%s)", what,
+                            msg ? msg : "libarchive");
+    /* Everything libarchive finds wrong in an archive comes with a message;
+     * only some of its failed allocations come without one. */
+    if (!msg)
+        return cmig_err_set(w->err, CMIG_E_INTERNAL, "%s: libarchive failed without a reason "
+                            "(out of memory?)", what);
+    return cmig_err_set(w->err, CMIG_E_VERIFY, "%s: %s", what, msg);
 }
 
 static int check_ratio(struct walk *w)
@@ -559,12 +569,15 @@ static int walk(struct walk *w)
 {
     struct cmig_bundle *b = w->b;
     struct cmig_err *err = w->err;
-    struct archive_entry *e;
     int rc = 0;
     w->src = malloc(sizeof *w->src);
     w->chunk = malloc(READ_CHUNK);
     w->a = archive_read_new();
-    if (!w->src || !w->chunk || !w->a) {
+    /* An entry of our own for archive_read_next_header2: the one
+     * archive_read_new makes is not checked by libarchive (3.6), and
+     * archive_read_next_header would write through a NULL one. */
+    struct archive_entry *e = archive_entry_new();
+    if (!w->src || !w->chunk || !w->a || !e) {
         rc = cmig_err_nomem(err);
         goto out;
     }
@@ -583,7 +596,15 @@ static int walk(struct walk *w)
         rc = archive_fail(w, "libarchive setup");
         goto out;
     }
-    if (archive_read_open(w->a, w->src, NULL, source_read, NULL) != ARCHIVE_OK) {
+    /* archive_read_open in pieces: it ignores a failure to store the
+     * callback data (an allocation), after which libarchive 3.6 reads
+     * through a NULL pointer. */
+    if (archive_read_set_read_callback(w->a, source_read) != ARCHIVE_OK ||
+        archive_read_set_callback_data(w->a, w->src) != ARCHIVE_OK) {
+        rc = archive_fail(w, "libarchive setup");
+        goto out;
+    }
+    if (archive_read_open1(w->a) != ARCHIVE_OK) {
         rc = archive_fail(w, "not a gzip-compressed tar archive");
         goto out;
     }
@@ -600,7 +621,7 @@ static int walk(struct walk *w)
 
     size_t seq = 0;
     for (size_t entries = 0;; entries++) {
-        int r = archive_read_next_header(w->a, &e);
+        int r = archive_read_next_header2(w->a, e);
         /* Special headers are inflated inside this call, even on the way
          * to the end of the archive. */
         if ((rc = check_ratio(w)))
@@ -650,6 +671,7 @@ static int walk(struct walk *w)
 out:
     if (w->a)
         archive_read_free(w->a);
+    archive_entry_free(e);
     free(w->src);
     free(w->chunk);
     return rc;

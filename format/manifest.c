@@ -151,7 +151,8 @@ static int sql_fail(struct cmig_err *err, sqlite3 *db, const char *what)
 {
     char native[16];
     snprintf(native, sizeof native, "sqlite:%d", sqlite3_extended_errcode(db));
-    cmig_err_set(err, CMIG_E_INTERNAL, "manifest: %s: %s", what, sqlite3_errmsg(db));
+    cmig_err_set(err, sqlite3_errcode(db) == SQLITE_NOMEM ? CMIG_E_NOMEM : CMIG_E_INTERNAL,
+                 "manifest: %s: %s", what, sqlite3_errmsg(db));
     cmig_err_native(err, native);
     return err->code;
 }
@@ -217,7 +218,13 @@ int cmig_manifest_serialize(const struct cmig_manifest *m, uint8_t **out, size_t
     b |= sqlite3_bind_text(st, 6, m->builder, -1, SQLITE_STATIC);
     b |= sqlite3_bind_text(st, 7, m->driver, -1, SQLITE_STATIC);
     b |= sqlite3_bind_text(st, 8, m->dir_format, -1, SQLITE_STATIC);
-    if (b != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+    /* The statement and its indexes are fixed: a bind fails only when it
+     * cannot copy its value, and SQLite then records no error to report. */
+    if (b != SQLITE_OK) {
+        rc = cmig_err_set(err, CMIG_E_NOMEM, "manifest: insert bundle: out of memory");
+        goto out;
+    }
+    if (sqlite3_step(st) != SQLITE_DONE) {
         rc = sql_fail(err, db, "insert bundle");
         goto out;
     }
@@ -237,7 +244,11 @@ int cmig_manifest_serialize(const struct cmig_manifest *m, uint8_t **out, size_t
         b |= sqlite3_bind_text(st, 2, mg->name, -1, SQLITE_STATIC);
         b |= bind_file(st, 3, &mg->up);
         b |= bind_file(st, 10, &mg->down);
-        if (b != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+        if (b != SQLITE_OK) {
+            rc = cmig_err_set(err, CMIG_E_NOMEM, "manifest: insert migration: out of memory");
+            goto out;
+        }
+        if (sqlite3_step(st) != SQLITE_DONE) {
             rc = sql_fail(err, db, "insert migration");
             goto out;
         }
@@ -517,7 +528,14 @@ static int quick_check(sqlite3 *db, struct cmig_err *err)
         const char *res = (const char *)sqlite3_column_text(st, 0);
         const char *why = res ? strrchr(res, '\n') : NULL;
         why = why ? why + 1 : res ? res : "no result";
-        if (!res || strcmp(res, "ok") != 0)
+        /* A page the check could not load for want of memory is reported
+         * as a finding, with SQLite's code at the end. */
+        char nomem[32];
+        size_t nl = (size_t)snprintf(nomem, sizeof nomem, "error code=%d", SQLITE_NOMEM);
+        size_t wl = strlen(why);
+        if (res && strcmp(res, "ok") != 0 && wl >= nl && strcmp(why + wl - nl, nomem) == 0)
+            rc = cmig_err_set(err, CMIG_E_NOMEM, "manifest: out of memory");
+        else if (!res || strcmp(res, "ok") != 0)
             rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: database is corrupt: %.200s", why);
     }
     sqlite3_finalize(st);
@@ -687,7 +705,7 @@ int cmig_manifest_load(struct cmig_manifest **out, const uint8_t *image, size_t 
 {
     sqlite3 *db = NULL;
     struct cmig_manifest *m = NULL;
-    int rc;
+    int rc, fresh = err->code == CMIG_OK;
     *out = NULL;
 
     if ((rc = check_header(image, len, err)))
@@ -707,9 +725,13 @@ int cmig_manifest_load(struct cmig_manifest **out, const uint8_t *image, size_t 
     harden(db);
     /* SQLite does not write to a READONLY image; the cast only satisfies its
      * signature. */
-    if (sqlite3_deserialize(db, "main", (unsigned char *)(uintptr_t)image, (sqlite3_int64)len,
-                            (sqlite3_int64)len, SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
-        rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: cannot open: %s", sqlite3_errmsg(db));
+    int sr = sqlite3_deserialize(db, "main", (unsigned char *)(uintptr_t)image,
+                                 (sqlite3_int64)len, (sqlite3_int64)len,
+                                 SQLITE_DESERIALIZE_READONLY);
+    if (sr != SQLITE_OK) {
+        rc = sr == SQLITE_NOMEM ? cmig_err_set(err, CMIG_E_NOMEM, "manifest: out of memory")
+                                : cmig_err_set(err, CMIG_E_VERIFY, "manifest: cannot open: %s",
+                                               sqlite3_errmsg(db));
         goto out;
     }
     if (sqlite3_exec(db, "PRAGMA cell_size_check=ON", NULL, NULL, NULL) != SQLITE_OK) {
@@ -731,6 +753,14 @@ int cmig_manifest_load(struct cmig_manifest **out, const uint8_t *image, size_t 
     *out = m;
     m = NULL;
 out:
+    /* A prepare or step that ran out of memory reads above as a damaged
+     * manifest ("no bundle row", "database is corrupt"): a bundle refused
+     * for that would be reported as tampered. The checks run on a handle
+     * of their own, so its last error is theirs. */
+    if (rc && fresh && rc != CMIG_E_NOMEM && db && sqlite3_errcode(db) == SQLITE_NOMEM) {
+        cmig_err_clear(err);
+        rc = cmig_err_set(err, CMIG_E_NOMEM, "manifest: out of memory");
+    }
     sqlite3_close(db);
     cmig_manifest_free(m);
     return rc;

@@ -888,10 +888,14 @@ static int pg_read_history(struct cmig_conn *c, const char *bundle, struct cmig_
         !PQpipelineSync(c->pg) ||
         !PQsendQueryParams(c->pg, Q_LEGACY_CHECK, 0, NULL, NULL, NULL, NULL, 0) ||
         !PQpipelineSync(c->pg) || PQflush(c->pg) != 0) {
+        /* Not all three segments went out (libpq out of memory, or the
+         * connection broke): the server answers only what it received, so
+         * waiting for three answers would wait forever. The connection is
+         * given up, and closing it is all that is left to do with it. */
         rc = db_fail(err, CMIG_E_DB, NULL, c->pg, what);
-        /* Whatever was queued still has to be read before leaving. */
+        goto out;
     }
-    if (pipeline_collect(c->pg, res, 3) && !rc)
+    if (pipeline_collect(c->pg, res, 3))
         rc = db_fail(err, CMIG_E_DB, NULL, c->pg, what);
     if (!PQexitPipelineMode(c->pg) && !rc)
         rc = db_fail(err, CMIG_E_DB, NULL, c->pg, what);

@@ -212,6 +212,10 @@ static int sq_fail(struct cmig_conn *c, struct cmig_err *err, int code, const ch
         if (code != CMIG_E_MIGRATION)
             code = CMIG_E_LOCK;
         snprintf(extra, sizeof extra, " (gave up after %lld ms)", (long long)c->busy_waited);
+    } else if (prim == SQLITE_NOMEM) {
+        /* Not the migration's fault (exit 1 would say so), and the next
+         * start may well succeed. */
+        code = CMIG_E_NOMEM;
     }
     if (err && err->code != CMIG_OK)
         return err->code;

@@ -53,6 +53,39 @@ static const char *level_name(enum log_level l)
     return names[l];
 }
 
+/* The line when there is no memory to build it in: from the stack, with
+ * the level, the event and the message (JSON keeps that shape), so that
+ * an out-of-memory error is still said. */
+static void log_fallback(enum log_level level, const char *event, const char *msg)
+{
+    char line[4096];
+    size_t n;
+    if (use_json) {
+        int k = snprintf(line, sizeof line, "{\"level\":\"%s\",\"event\":\"%.64s\",\"msg\":\"",
+                         level_name(level), event);
+        n = k > 0 ? (size_t)k : 0;
+        for (const unsigned char *p = (const unsigned char *)msg; *p && n + 10 < sizeof line; p++) {
+            if (*p == '"' || *p == '\\') {
+                line[n++] = '\\';
+                line[n++] = (char)*p;
+            } else if (*p < 0x20 || *p == 0x7f) {
+                n += (size_t)snprintf(line + n, sizeof line - n, "\\u%04x", *p);
+            } else {
+                line[n++] = (char)*p;
+            }
+        }
+        memcpy(line + n, "\"}\n", 3);
+        n += 3;
+    } else {
+        int k = snprintf(line, sizeof line, "cmig-run: %s%s%s\n",
+                         level >= LOG_WARN ? level_name(level) : "", level >= LOG_WARN ? ": " : "",
+                         msg);
+        n = k < 0 ? 0 : (size_t)k < sizeof line ? (size_t)k : sizeof line - 1;
+    }
+    ssize_t w = write(2, line, n);
+    (void)w;
+}
+
 void log_event(enum log_level level, const char *event, const struct log_field *fields,
                const char *fmt, ...)
 {
@@ -68,8 +101,10 @@ void log_event(enum log_level level, const char *event, const struct log_field *
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    if (!f)
+    if (!f) {
+        log_fallback(level, event, msg);
         return;
+    }
     if (use_json) {
         struct timeval tv;
         gettimeofday(&tv, NULL);
@@ -96,11 +131,14 @@ void log_event(enum log_level level, const char *event, const struct log_field *
         fprintf(f, "cmig-run: %s%s%s\n", level >= LOG_WARN ? level_name(level) : "",
                 level >= LOG_WARN ? ": " : "", msg);
     }
-    fclose(f);
-    if (buf) {
-        ssize_t w = write(2, buf, len);
-        (void)w;
+    /* A stream that could not grow holds part of the line, or none. */
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        log_fallback(level, event, msg);
+        return;
     }
+    ssize_t w = write(2, buf, len);
+    (void)w;
     free(buf);
 }
 

@@ -171,6 +171,13 @@ int main(int argc, char **argv)
         return RUN_OK;
     }
     log_setup(cfg.json_logs, cfg.quiet ? LOG_WARN : cfg.verbose ? LOG_DEBUG : LOG_INFO);
+    if (rc == CMIG_E_NOMEM) {
+        /* Not the caller's mistake: no usage hint, and the exit of any
+         * other error. */
+        fprintf(stderr, "cmig-run: error: %s\n", err.msg);
+        config_free(&cfg);
+        return exit_for(rc);
+    }
     if (rc) {
         fprintf(stderr, "cmig-run: error: %s\ntry 'cmig-run --help'\n", err.msg);
         config_free(&cfg);
