@@ -17,10 +17,10 @@ enum {
     EXIT_OK = 0,
     EXIT_NOT_VERIFIED = 1, /* bundle/signature refused; diff: differences found */
     EXIT_USAGE = 2,
-    EXIT_INPUT = 3,        /* the migration directory or an input file is invalid */
-    EXIT_HISTORY = 4,      /* --previous: not an append-only release */
-    EXIT_KEY = 5,          /* a key is malformed or its password is wrong */
-    EXIT_SYSTEM = 6        /* I/O or another system error */
+    EXIT_INPUT = 3,   /* the migration directory or an input file is invalid */
+    EXIT_HISTORY = 4, /* --previous: not an append-only release */
+    EXIT_KEY = 5,     /* a key is malformed or its password is wrong */
+    EXIT_SYSTEM = 6   /* I/O or another system error */
 };
 
 struct command {
@@ -75,8 +75,6 @@ int cmd_diff(int argc, char **argv);
 
 extern const char USAGE_KEYGEN[], USAGE_BUILD[], USAGE_SIGN[], USAGE_VERIFY[], USAGE_INSPECT[],
     USAGE_DIFF[];
-
-
 
 struct cmig_bundle;
 /* Opens a bundle for reading: verified against the trusted keys when there

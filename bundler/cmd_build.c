@@ -103,14 +103,20 @@ static int parse_epoch(int64_t *out, struct cmig_err *err)
 
 int cmd_build(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"name", required_argument, NULL, 'n'},   {"version", required_argument, NULL, 'V'},
-        {"key", required_argument, NULL, 'k'},    {"previous", required_argument, NULL, 'p'},
-        {"pubkey", required_argument, NULL, 'P'}, {"source-revision", required_argument, NULL, 'r'},
-        {"output", required_argument, NULL, 'o'}, {"unsigned", no_argument, NULL, 'U'},
-        {"dir-format", required_argument, NULL, 'F'}, {"driver", required_argument, NULL, 'd'},
-        {"quiet", no_argument, NULL, 'q'},        {"verbose", no_argument, NULL, 'v'},
-        {"mongodb-transactions", no_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                         {"version", required_argument, NULL, 'V'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"previous", required_argument, NULL, 'p'},
+                                         {"pubkey", required_argument, NULL, 'P'},
+                                         {"source-revision", required_argument, NULL, 'r'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"unsigned", no_argument, NULL, 'U'},
+                                         {"dir-format", required_argument, NULL, 'F'},
+                                         {"driver", required_argument, NULL, 'd'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"mongodb-transactions", no_argument, NULL, 'T'},
+                                         {NULL, 0, NULL, 0}};
     struct cmig_build_opts o;
     memset(&o, 0, sizeof o);
     const char *dir = cli_env("CMIG_MIGRATIONS_DIR");
@@ -128,20 +134,48 @@ int cmd_build(int argc, char **argv)
         return cli_nomem();
     while ((c = getopt_long(argc, argv, "n:V:k:p:P:r:o:F:d:qv", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': o.name = optarg; break;
-        case 'V': o.version = optarg; break;
-        case 'k': key_file = optarg; break;
-        case 'p': previous = optarg; break;
-        case 'P': pubkeys[n_pubkeys++] = optarg; break;
-        case 'r': o.source_revision = optarg; break;
-        case 'o': output = optarg; break;
-        case 'U': unsigned_ = 1; break;
-        case 'F': dir_format = optarg; break;
-        case 'd': o.driver = optarg; break;
-        case 'T': o.mongodb_transactions = 1; break;
-        case 'q': cli_quiet = 1; break;
-        case 'v': cli_verbose = 1; break;
-        default: free(pubkeys); return cli_usage("build", "bad option");
+        case 'n':
+            o.name = optarg;
+            break;
+        case 'V':
+            o.version = optarg;
+            break;
+        case 'k':
+            key_file = optarg;
+            break;
+        case 'p':
+            previous = optarg;
+            break;
+        case 'P':
+            pubkeys[n_pubkeys++] = optarg;
+            break;
+        case 'r':
+            o.source_revision = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'U':
+            unsigned_ = 1;
+            break;
+        case 'F':
+            dir_format = optarg;
+            break;
+        case 'd':
+            o.driver = optarg;
+            break;
+        case 'T':
+            o.mongodb_transactions = 1;
+            break;
+        case 'q':
+            cli_quiet = 1;
+            break;
+        case 'v':
+            cli_verbose = 1;
+            break;
+        default:
+            free(pubkeys);
+            return cli_usage("build", "bad option");
         }
     }
     if (optind < argc)
@@ -225,8 +259,8 @@ int cmd_build(int argc, char **argv)
     char size[32];
     human_size(res.bundle_bytes, size, sizeof size);
     if (sk)
-        cli_info("wrote '%s' (%zu migrations, %s) and '%s.minisig'", out_path, res.migrations,
-                 size, out_path);
+        cli_info("wrote '%s' (%zu migrations, %s) and '%s.minisig'", out_path, res.migrations, size,
+                 out_path);
     else
         cli_info("wrote unsigned '%s' (%zu migrations, %s)", out_path, res.migrations, size);
     if (cli_verbose) {

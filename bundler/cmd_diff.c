@@ -37,8 +37,8 @@ static void on_diff(void *ctx, enum cmig_diff_kind kind, const struct cmig_migra
         cmig_diff_what(a, b, what, sizeof what);
     if (d->json) {
         static const char *const kinds[] = {"added", "removed", "changed"};
-        printf("%s{\"change\":\"%s\",\"version\":%lld,\"name\":", d->first ? "" : ",",
-               kinds[kind], (long long)m->version);
+        printf("%s{\"change\":\"%s\",\"version\":%lld,\"name\":", d->first ? "" : ",", kinds[kind],
+               (long long)m->version);
         json_str(stdout, m->name);
         if (kind == CMIG_DIFF_CHANGED)
             printf(",\"what\":\"%s\"", what);
@@ -66,11 +66,21 @@ int cmd_diff(int argc, char **argv)
         return cli_nomem();
     while ((c = getopt_long(argc, argv, "jP:qv", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
-        case 'P': pubkeys[n_pubkeys++] = optarg; break;
-        case 'q': cli_quiet = 1; break;
-        case 'v': cli_verbose = 1; break;
-        default: free(pubkeys); return cli_usage("diff", "bad option");
+        case 'j':
+            json = 1;
+            break;
+        case 'P':
+            pubkeys[n_pubkeys++] = optarg;
+            break;
+        case 'q':
+            cli_quiet = 1;
+            break;
+        case 'v':
+            cli_verbose = 1;
+            break;
+        default:
+            free(pubkeys);
+            return cli_usage("diff", "bad option");
         }
     }
     if (optind + 2 != argc) {
@@ -88,8 +98,7 @@ int cmd_diff(int argc, char **argv)
     if (!rc)
         rc = cli_open_for_reading(&ob, argv[optind], NULL, &ring, &verified_old, signer, &err);
     if (!rc)
-        rc = cli_open_for_reading(&nb, argv[optind + 1], NULL, &ring, &verified_new, signer,
-                                  &err);
+        rc = cli_open_for_reading(&nb, argv[optind + 1], NULL, &ring, &verified_new, signer, &err);
     size_t changes = 0;
     if (!rc) {
         const struct cmig_manifest *om = cmig_bundle_manifest(ob), *nm = cmig_bundle_manifest(nb);
@@ -104,7 +113,8 @@ int cmd_diff(int argc, char **argv)
             json_str(stdout, nm->name);
             fputs(",\"version\":", stdout);
             json_str(stdout, nm->version.text);
-            printf("},\"verified\":%s,\"changes\":[", verified_old && verified_new ? "true" : "false");
+            printf("},\"verified\":%s,\"changes\":[",
+                   verified_old && verified_new ? "true" : "false");
         } else {
             if (!(verified_old && verified_new))
                 printf("note: signatures not verified (no --pubkey)\n");

@@ -117,8 +117,7 @@ static void print_table(const struct cmig_manifest *m, const uint8_t *msha, int 
     printf("migrations %zu\n\n", m->n);
     if (m->n == 0)
         return;
-    printf("%-16s %-12s %-9s %-9s %-12s %s\n", "VERSION", "TX", "UP", "DOWN", "SHA256(UP)",
-           "NAME");
+    printf("%-16s %-12s %-9s %-9s %-12s %s\n", "VERSION", "TX", "UP", "DOWN", "SHA256(UP)", "NAME");
     for (size_t i = 0; i < m->n; i++) {
         const struct cmig_migration *mg = &m->migrations[i];
         char up[32], down[32], h[65];
@@ -152,12 +151,24 @@ int cmd_inspect(int argc, char **argv)
         return cli_nomem();
     while ((c = getopt_long(argc, argv, "jP:s:qv", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
-        case 'P': pubkeys[n_pubkeys++] = optarg; break;
-        case 's': sig_path = optarg; break;
-        case 'q': cli_quiet = 1; break;
-        case 'v': cli_verbose = 1; break;
-        default: free(pubkeys); return cli_usage("inspect", "bad option");
+        case 'j':
+            json = 1;
+            break;
+        case 'P':
+            pubkeys[n_pubkeys++] = optarg;
+            break;
+        case 's':
+            sig_path = optarg;
+            break;
+        case 'q':
+            cli_quiet = 1;
+            break;
+        case 'v':
+            cli_verbose = 1;
+            break;
+        default:
+            free(pubkeys);
+            return cli_usage("inspect", "bad option");
         }
     }
     if (optind + 1 != argc) {
@@ -178,8 +189,7 @@ int cmd_inspect(int argc, char **argv)
         if (json)
             print_json(m, cmig_bundle_manifest_sha256(b), verified, signer, cmig_bundle_size(b));
         else
-            print_table(m, cmig_bundle_manifest_sha256(b), verified, signer,
-                        cmig_bundle_size(b));
+            print_table(m, cmig_bundle_manifest_sha256(b), verified, signer, cmig_bundle_size(b));
     }
     cmig_bundle_close(b);
     cmig_keyring_free(&ring);

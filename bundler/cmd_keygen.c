@@ -29,22 +29,31 @@ const char USAGE_KEYGEN[] =
 
 int cmd_keygen(int argc, char **argv)
 {
-    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
-                                         {"no-password", no_argument, NULL, 'W'},
-                                         {"force", no_argument, NULL, 'f'},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {"verbose", no_argument, NULL, 'v'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"no-password", no_argument, NULL, 'W'},
+        {"force", no_argument, NULL, 'f'},        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},      {NULL, 0, NULL, 0}};
     const char *prefix = cli_env("CMIG_KEY_OUTPUT");
     int no_password = cli_env_flag("CMIG_NO_PASSWORD"), force = 0, c;
     while ((c = getopt_long(argc, argv, "o:Wfqv", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': prefix = optarg; break;
-        case 'W': no_password = 1; break;
-        case 'f': force = 1; break;
-        case 'q': cli_quiet = 1; break;
-        case 'v': cli_verbose = 1; break;
-        default: return cli_usage("keygen", "bad option");
+        case 'o':
+            prefix = optarg;
+            break;
+        case 'W':
+            no_password = 1;
+            break;
+        case 'f':
+            force = 1;
+            break;
+        case 'q':
+            cli_quiet = 1;
+            break;
+        case 'v':
+            cli_verbose = 1;
+            break;
+        default:
+            return cli_usage("keygen", "bad option");
         }
     }
     if (optind != argc)
@@ -63,8 +72,8 @@ int cmd_keygen(int argc, char **argv)
         goto out;
     }
     if (!force && (access(pub_path, F_OK) == 0 || access(key_path, F_OK) == 0)) {
-        rc = cmig_err_set(&err, CMIG_E_USAGE, "'%s' or '%s' already exists (use --force)",
-                          pub_path, key_path);
+        rc = cmig_err_set(&err, CMIG_E_USAGE, "'%s' or '%s' already exists (use --force)", pub_path,
+                          key_path);
         goto out;
     }
     if (!no_password &&

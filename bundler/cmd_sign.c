@@ -41,11 +41,20 @@ int cmd_sign(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "k:s:qv", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': key_file = optarg; break;
-        case 's': sig_arg = optarg; break;
-        case 'q': cli_quiet = 1; break;
-        case 'v': cli_verbose = 1; break;
-        default: return cli_usage("sign", "bad option");
+        case 'k':
+            key_file = optarg;
+            break;
+        case 's':
+            sig_arg = optarg;
+            break;
+        case 'q':
+            cli_quiet = 1;
+            break;
+        case 'v':
+            cli_verbose = 1;
+            break;
+        default:
+            return cli_usage("sign", "bad option");
         }
     }
     if (optind + 1 != argc)

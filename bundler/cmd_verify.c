@@ -36,11 +36,21 @@ int cmd_verify(int argc, char **argv)
         return cli_nomem();
     while ((c = getopt_long(argc, argv, "P:s:qv", opts, NULL)) != -1) {
         switch (c) {
-        case 'P': pubkeys[n_pubkeys++] = optarg; break;
-        case 's': sig_path = optarg; break;
-        case 'q': cli_quiet = 1; break;
-        case 'v': cli_verbose = 1; break;
-        default: free(pubkeys); return cli_usage("verify", "bad option");
+        case 'P':
+            pubkeys[n_pubkeys++] = optarg;
+            break;
+        case 's':
+            sig_path = optarg;
+            break;
+        case 'q':
+            cli_quiet = 1;
+            break;
+        case 'v':
+            cli_verbose = 1;
+            break;
+        default:
+            free(pubkeys);
+            return cli_usage("verify", "bad option");
         }
     }
     if (optind + 1 != argc) {

@@ -44,11 +44,11 @@ struct file_id {
 struct plan {
     const struct cmig_build_opts *o;
     struct cmig_srcdir src;
-    struct cmig_manifest m;        /* strings owned here, freed by plan_free */
-    struct file_id *ids;           /* per migration: [2*i] up file, [2*i+1] down file */
-    int whole_file;                /* golang-migrate / flyway: one direction per file */
+    struct cmig_manifest m; /* strings owned here, freed by plan_free */
+    struct file_id *ids;    /* per migration: [2*i] up file, [2*i+1] down file */
+    int whole_file;         /* golang-migrate / flyway: one direction per file */
     uint64_t content_bytes;
-    uint8_t *buf;                  /* one file's content */
+    uint8_t *buf; /* one file's content */
     size_t buf_cap;
     struct cmig_limits lim;
 };
@@ -138,8 +138,8 @@ static char *archive_path(int64_t version, const char *name, int is_down, int js
     size_t n = 0;
     for (const char *c = name; *c && n < sizeof clean - 1; c++) {
         char ch = *c;
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                 (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '_' || ch == '-';
         clean[n++] = ok ? ch : '_';
     }
     clean[n] = '\0';
@@ -231,21 +231,20 @@ static int plan_migration(struct plan *p, size_t i, struct cmig_err *err)
     if ((rc = cmig_srcdir_sections(p->src.format, sm->up_file, (const char *)p->buf, len, 0, &up,
                                    &down, err)))
         return rc;
-    if ((rc = describe_section(p, &mg->up, &up, sm->up_file, sm->version, sm->name, 0, json,
-                               err)))
+    if ((rc = describe_section(p, &mg->up, &up, sm->up_file, sm->version, sm->name, 0, json, err)))
         return rc;
     if (!p->whole_file) {
         if (down.present)
-            rc = describe_section(p, &mg->down, &down, sm->up_file, sm->version, sm->name, 1,
-                                  json, err);
+            rc = describe_section(p, &mg->down, &down, sm->up_file, sm->version, sm->name, 1, json,
+                                  err);
         return rc;
     }
     if (!sm->down_file)
         return 0;
     if ((rc = load_file(p, sm->down_file, &p->ids[2 * i + 1], &len, err)))
         return rc;
-    if ((rc = cmig_srcdir_sections(p->src.format, sm->down_file, (const char *)p->buf, len, 1,
-                                   &up, &down, err)))
+    if ((rc = cmig_srcdir_sections(p->src.format, sm->down_file, (const char *)p->buf, len, 1, &up,
+                                   &down, err)))
         return rc;
     return describe_section(p, &mg->down, &down, sm->down_file, sm->version, sm->name, 1, json,
                             err);
@@ -267,8 +266,10 @@ static int plan_driver(struct plan *p, struct cmig_err *err)
         return cmig_err_set(err, CMIG_E_USAGE,
                             "unknown driver '%s' (expected postgres, sqlite or mongodb)", d);
     if (json && strcmp(d, "mongodb") != 0)
-        return cmig_err_set(err, CMIG_E_INPUT, "'%s' holds JSON migrations, which need driver "
-                            "mongodb, not '%s'", p->o->dir, d);
+        return cmig_err_set(err, CMIG_E_INPUT,
+                            "'%s' holds JSON migrations, which need driver "
+                            "mongodb, not '%s'",
+                            p->o->dir, d);
     if (sql && strcmp(d, "mongodb") == 0)
         return cmig_err_set(err, CMIG_E_INPUT,
                             "'%s' holds SQL migrations, which driver mongodb cannot run",
@@ -624,8 +625,8 @@ static int finish_temp(int fd, const char *tmp, unsigned mode, struct cmig_err *
 
 /* Writes data into a new temporary file next to path, with mode, synced
  * to disk; *tmp_out receives its name. On failure nothing is left. */
-static int write_temp(const char *path, const void *data, size_t len, unsigned mode,
-                      char **tmp_out, struct cmig_err *err)
+static int write_temp(const char *path, const void *data, size_t len, unsigned mode, char **tmp_out,
+                      struct cmig_err *err)
 {
     char *tmp = NULL;
     int fd = make_temp(path, &tmp, err);
@@ -676,8 +677,7 @@ int cmig_write_file_atomic(const char *path, const void *data, size_t len, unsig
 }
 
 static int sign_text(const struct cmig_seckey *key, const uint8_t prehash[CMIG_PREHASH_BYTES],
-                     const struct cmig_claim *claim, char **text, size_t *len,
-                     struct cmig_err *err)
+                     const struct cmig_claim *claim, char **text, size_t *len, struct cmig_err *err)
 {
     char tc[CMIG_TRUSTED_COMMENT_MAX + 1], uc[CMIG_COMMENT_MAX + 1];
     if (cmig_trusted_comment_format(tc, sizeof tc, claim))
@@ -708,8 +708,7 @@ int cmig_sign_file(const char *bundle_path, const char *sig_path, const struct c
     return rc;
 }
 
-int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res,
-               struct cmig_err *err)
+int cmig_build(const struct cmig_build_opts *o, struct cmig_build_result *res, struct cmig_err *err)
 {
     struct plan p;
     uint8_t *manifest = NULL;

@@ -33,7 +33,7 @@ struct path_ix {
 
 struct cmig_bundle {
     int fd;
-    uint8_t *mem;  /* the whole file when it is small, else NULL (streamed) */
+    uint8_t *mem; /* the whole file when it is small, else NULL (streamed) */
     char *path;
     uint64_t size;
     struct cmig_limits lim;
@@ -165,7 +165,7 @@ static int check_signature(struct cmig_bundle *b, const struct cmig_open_opts *o
         crypto_generichash(b->prehash, sizeof b->prehash, b->mem, b->size, NULL, 0);
         size = b->size;
     } else if ((rc = cmig_prehash_fd(b->fd, b->lim.max_bundle_bytes, b->prehash, &size, b->path,
-                                      err))) {
+                                     err))) {
         goto out;
     }
     if (size != b->size) {
@@ -295,13 +295,12 @@ static int check_manifest_caps(const struct cmig_bundle *b, struct cmig_err *err
         }
     }
     if (n + 1 > b->lim.max_entries)
-        return cmig_err_set(err, CMIG_E_VERIFY, "too many entries: %zu, over the cap of %u",
-                            n + 1, b->lim.max_entries);
+        return cmig_err_set(err, CMIG_E_VERIFY, "too many entries: %zu, over the cap of %u", n + 1,
+                            b->lim.max_entries);
     if (total > b->lim.max_total_bytes)
         return cmig_err_set(err, CMIG_E_VERIFY,
                             "manifest lists %llu bytes in all, over the cap of %llu",
-                            (unsigned long long)total,
-                            (unsigned long long)b->lim.max_total_bytes);
+                            (unsigned long long)total, (unsigned long long)b->lim.max_total_bytes);
     return 0;
 }
 
@@ -369,8 +368,10 @@ static int archive_fail(struct walk *w, const char *what)
     /* Everything libarchive finds wrong in an archive comes with a message;
      * only some of its failed allocations come without one. */
     if (!msg)
-        return cmig_err_set(w->err, CMIG_E_INTERNAL, "%s: libarchive failed without a reason "
-                            "(out of memory?)", what);
+        return cmig_err_set(w->err, CMIG_E_INTERNAL,
+                            "%s: libarchive failed without a reason "
+                            "(out of memory?)",
+                            what);
     return cmig_err_set(w->err, CMIG_E_VERIFY, "%s: %s", what, msg);
 }
 
@@ -417,8 +418,7 @@ static int read_data_to(struct walk *w, const char *name, uint64_t size, uint8_t
         got += (uint64_t)n;
         w->out_bytes += (uint64_t)n;
         if (got > size)
-            return cmig_err_set(w->err, CMIG_E_VERIFY, "entry '%s' holds more than its size",
-                                name);
+            return cmig_err_set(w->err, CMIG_E_VERIFY, "entry '%s' holds more than its size", name);
         if (digest)
             crypto_hash_sha256_update(&h, into, (unsigned long long)n);
         int rc = check_ratio(w);
@@ -458,10 +458,11 @@ static int walk_manifest(struct walk *w, struct archive_entry *e)
         if ((rc = read_data(w, name, size, NULL, digest)))
             return rc;
         if (memcmp(digest, b->manifest_sha256, 32) != 0)
-            return cmig_err_set(err, CMIG_E_VERIFY, b->mem ? "manifest SHA-256 does not match "
-                                                             "the signed trusted comment"
-                                                           : "manifest changed since it was "
-                                                             "verified");
+            return cmig_err_set(err, CMIG_E_VERIFY,
+                                b->mem ? "manifest SHA-256 does not match "
+                                         "the signed trusted comment"
+                                       : "manifest changed since it was "
+                                         "verified");
         return 0;
     }
     image = malloc(size ? size : 1);
@@ -489,9 +490,8 @@ static int walk_manifest(struct walk *w, struct archive_entry *e)
         struct cmig_claim own;
         cmig_claim_of(&own, b->manifest, b->manifest_sha256);
         if (strcmp(b->claim.name, own.name) != 0 || strcmp(b->claim.version, own.version) != 0) {
-            rc = cmig_err_set(err, CMIG_E_VERIFY,
-                              "signed as '%s %s' but the manifest says '%s %s'", b->claim.name,
-                              b->claim.version, own.name, own.version);
+            rc = cmig_err_set(err, CMIG_E_VERIFY, "signed as '%s %s' but the manifest says '%s %s'",
+                              b->claim.name, b->claim.version, own.name, own.version);
             goto out;
         }
         if (b->claim.migrations != own.migrations || b->claim.last != own.last) {
@@ -525,8 +525,8 @@ static int walk_entry(struct walk *w, size_t seq, struct archive_entry *e)
     uint64_t size = (uint64_t)archive_entry_size(e);
     if (size != f->size)
         return cmig_err_set(w->err, CMIG_E_VERIFY,
-                            "size mismatch for '%s': archive has %llu bytes, manifest %llu",
-                            name, (unsigned long long)size, (unsigned long long)f->size);
+                            "size mismatch for '%s': archive has %llu bytes, manifest %llu", name,
+                            (unsigned long long)size, (unsigned long long)f->size);
     uint8_t digest[32];
     uint8_t *data = NULL;
     struct cmig_spool *spool = NULL;
@@ -610,8 +610,7 @@ static int walk(struct walk *w)
     }
     int filters = archive_filter_count(w->a);
     if (filters > 2) {
-        rc = cmig_err_set(err, CMIG_E_VERIFY, "more than one compression layer (%d)",
-                          filters - 1);
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "more than one compression layer (%d)", filters - 1);
         goto out;
     }
     if (filters < 2 || archive_filter_code(w->a, 0) != ARCHIVE_FILTER_GZIP) {
@@ -740,8 +739,7 @@ int cmig_bundle_open(struct cmig_bundle **out, const char *path, const struct cm
     b->size = (uint64_t)st.st_size;
     if (b->size > b->lim.max_bundle_bytes) {
         rc = cmig_err_set(err, CMIG_E_VERIFY, "%llu bytes, over the cap of %llu bytes",
-                          (unsigned long long)b->size,
-                          (unsigned long long)b->lim.max_bundle_bytes);
+                          (unsigned long long)b->size, (unsigned long long)b->lim.max_bundle_bytes);
         goto out;
     }
     if (b->size <= b->lim.in_memory_max && (rc = read_whole(b, err)))
@@ -770,8 +768,8 @@ int cmig_bundle_each_file(struct cmig_bundle *b,
                                     const uint8_t *data, size_t len, struct cmig_err *err),
                           void *ctx, struct cmig_err *err)
 {
-    struct walk w = {.b = b, .mode = WALK_EACH_FILE, .want = want, .fn = fn, .ctx = ctx,
-                     .err = err};
+    struct walk w = {
+        .b = b, .mode = WALK_EACH_FILE, .want = want, .fn = fn, .ctx = ctx, .err = err};
     int rc = b->ix ? 0 : build_index(b, err);
     if (!rc)
         rc = walk(&w);
@@ -786,8 +784,8 @@ int cmig_bundle_each_content(struct cmig_bundle *b,
                                        struct cmig_file_bytes *c, struct cmig_err *err),
                              void *ctx, struct cmig_err *err)
 {
-    struct walk w = {.b = b, .mode = WALK_EACH_FILE, .want = want, .content_fn = fn, .ctx = ctx,
-                     .err = err};
+    struct walk w = {
+        .b = b, .mode = WALK_EACH_FILE, .want = want, .content_fn = fn, .ctx = ctx, .err = err};
     int rc = b->ix ? 0 : build_index(b, err);
     if (!rc)
         rc = walk(&w);
@@ -797,7 +795,7 @@ int cmig_bundle_each_content(struct cmig_bundle *b,
 }
 
 int cmig_file_bytes_read(struct cmig_file_bytes *c, uint8_t *buf, size_t cap, size_t *got,
-                      struct cmig_err *err)
+                         struct cmig_err *err)
 {
     *got = 0;
     if (c->spool) {

@@ -108,8 +108,7 @@ static void on_diff(void *ctx, enum cmig_diff_kind kind, const struct cmig_migra
         break;
     case CMIG_DIFF_CHANGED:
         cmig_diff_what(a, b, what, sizeof what);
-        add_violation(v, "migration %lld '%s' changed (%s)", (long long)a->version, a->name,
-                      what);
+        add_violation(v, "migration %lld '%s' changed (%s)", (long long)a->version, a->name, what);
         break;
     case CMIG_DIFF_ADDED:
         if (b->version < v->old_highest) {
@@ -131,8 +130,8 @@ int cmig_check_append_only(const struct cmig_manifest *old, const struct cmig_ma
     v.msg[0] = '\0';
     v.old_highest = old->n ? old->migrations[old->n - 1].version : -1;
     if (strcmp(old->name, cur->name) != 0)
-        return cmig_err_set(err, CMIG_E_HISTORY,
-                            "previous release is bundle '%s', not '%s'", old->name, cur->name);
+        return cmig_err_set(err, CMIG_E_HISTORY, "previous release is bundle '%s', not '%s'",
+                            old->name, cur->name);
     if (cmig_semver_cmp(&cur->version, &old->version) <= 0) {
         char extra[CMIG_SEMVER_MAX + 1];
         snprintf(extra, sizeof extra, "%s", old->version.text);
@@ -144,6 +143,7 @@ int cmig_check_append_only(const struct cmig_manifest *old, const struct cmig_ma
     cmig_manifest_diff(old, cur, on_diff, &v);
     if (v.count == 0)
         return 0;
-    return cmig_err_set(err, CMIG_E_HISTORY, "not an append-only release of %s %s (%zu problem%s): %s",
-                        old->name, old->version.text, v.count, v.count == 1 ? "" : "s", v.msg);
+    return cmig_err_set(err, CMIG_E_HISTORY,
+                        "not an append-only release of %s %s (%zu problem%s): %s", old->name,
+                        old->version.text, v.count, v.count == 1 ? "" : "s", v.msg);
 }

@@ -65,43 +65,48 @@ struct cmig_seckey {
     uint8_t sk[crypto_sign_SECRETKEYBYTES]; /* seed || public key */
 };
 
-static const char *name_of(const char *what, const char *fallback) {
+static const char *name_of(const char *what, const char *fallback)
+{
     return what && *what ? what : fallback;
 }
 
-static int sodium_ready(struct cmig_err *err) {
+static int sodium_ready(struct cmig_err *err)
+{
     if (sodium_init() < 0)
         return cmig_err_set(err, CMIG_E_INTERNAL, "cannot initialise libsodium");
     return 0;
 }
 
-static uint64_t le64_load(const uint8_t *p) {
+static uint64_t le64_load(const uint8_t *p)
+{
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
 }
 
-static void le64_store(uint8_t *p, uint64_t v) {
+static void le64_store(uint8_t *p, uint64_t v)
+{
     for (int i = 0; i < 8; i++) {
         p[i] = (uint8_t)(v & 0xff);
         v >>= 8;
     }
 }
 
-
-static int has_comment_prefix(const char *line, size_t n) {
+static int has_comment_prefix(const char *line, size_t n)
+{
     return n >= COMMENT_PREFIX_LEN && memcmp(line, COMMENT_PREFIX, COMMENT_PREFIX_LEN) == 0;
 }
 
-
-void cmig_keyid_hex(const uint8_t id[CMIG_KEYID_BYTES], char out[17]) {
+void cmig_keyid_hex(const uint8_t id[CMIG_KEYID_BYTES], char out[17])
+{
     snprintf(out, 17, "%016" PRIX64, le64_load(id));
 }
 
 /* ---- public keys ---- */
 
-static const char *pubkey_decode(struct cmig_pubkey *out, const char *text, size_t len) {
+static const char *pubkey_decode(struct cmig_pubkey *out, const char *text, size_t len)
+{
     uint8_t blob[PK_BLOB_BYTES];
     const char *line, *b64;
     size_t n, b64_len, pos = 0;
@@ -134,7 +139,8 @@ static const char *pubkey_decode(struct cmig_pubkey *out, const char *text, size
 }
 
 int cmig_pubkey_parse(struct cmig_pubkey *out, const char *text, size_t len, const char *what,
-                      struct cmig_err *err) {
+                      struct cmig_err *err)
+{
     const char *why;
 
     if (len > CMIG_KEY_FILE_MAX)
@@ -153,7 +159,8 @@ int cmig_pubkey_parse(struct cmig_pubkey *out, const char *text, size_t len, con
  * must hold cap + 1 bytes (one more byte tells "too large" from "exactly
  * cap"). */
 static int read_small_file(int fd, char *buf, size_t cap, size_t *len, const char *path,
-                           const char *kind, struct cmig_err *err) {
+                           const char *kind, struct cmig_err *err)
+{
     struct stat st;
     size_t got = 0;
 
@@ -179,7 +186,8 @@ static int read_small_file(int fd, char *buf, size_t cap, size_t *len, const cha
     return 0;
 }
 
-int cmig_pubkey_load(struct cmig_pubkey *out, const char *path, struct cmig_err *err) {
+int cmig_pubkey_load(struct cmig_pubkey *out, const char *path, struct cmig_err *err)
+{
     char buf[CMIG_KEY_FILE_MAX + 1];
     size_t len = 0;
     int rc;
@@ -196,7 +204,8 @@ int cmig_pubkey_load(struct cmig_pubkey *out, const char *path, struct cmig_err 
     return rc;
 }
 
-size_t cmig_pubkey_format(const struct cmig_pubkey *k, char *buf, size_t cap) {
+size_t cmig_pubkey_format(const struct cmig_pubkey *k, char *buf, size_t cap)
+{
     uint8_t blob[PK_BLOB_BYTES];
     char b64[sodium_base64_ENCODED_LEN(PK_BLOB_BYTES, sodium_base64_VARIANT_ORIGINAL)];
     char hex[17];
@@ -221,7 +230,8 @@ size_t cmig_pubkey_format(const struct cmig_pubkey *k, char *buf, size_t cap) {
 
 /* ---- keyrings ---- */
 
-int cmig_keyring_add(struct cmig_keyring *ring, const struct cmig_pubkey *k, struct cmig_err *err) {
+int cmig_keyring_add(struct cmig_keyring *ring, const struct cmig_pubkey *k, struct cmig_err *err)
+{
     struct cmig_pubkey *grown;
 
     if (cmig_keyring_find(ring, k->id))
@@ -237,7 +247,8 @@ int cmig_keyring_add(struct cmig_keyring *ring, const struct cmig_pubkey *k, str
 }
 
 const struct cmig_pubkey *cmig_keyring_find(const struct cmig_keyring *ring,
-                                            const uint8_t id[CMIG_KEYID_BYTES]) {
+                                            const uint8_t id[CMIG_KEYID_BYTES])
+{
     if (!ring || !ring->keys)
         return NULL;
     for (size_t i = 0; i < ring->n; i++)
@@ -246,7 +257,8 @@ const struct cmig_pubkey *cmig_keyring_find(const struct cmig_keyring *ring,
     return NULL;
 }
 
-void cmig_keyring_free(struct cmig_keyring *ring) {
+void cmig_keyring_free(struct cmig_keyring *ring)
+{
     if (!ring)
         return;
     free(ring->keys);
@@ -256,7 +268,8 @@ void cmig_keyring_free(struct cmig_keyring *ring) {
 
 /* ---- secret keys ---- */
 
-int cmig_seckey_generate(struct cmig_seckey **out, struct cmig_err *err) {
+int cmig_seckey_generate(struct cmig_seckey **out, struct cmig_err *err)
+{
     uint8_t pk[crypto_sign_PUBLICKEYBYTES];
     struct cmig_seckey *k;
     int rc;
@@ -280,7 +293,8 @@ int cmig_seckey_generate(struct cmig_seckey **out, struct cmig_err *err) {
  * is SK_BLOB_BYTES of sodium_malloc memory). Returns NULL, or why the text
  * is not a minisign secret key. The algorithm fields are checked here; the
  * checksum and the scrypt limits are the caller's. */
-static const char *seckey_decode(uint8_t *blob, const char *text, size_t len) {
+static const char *seckey_decode(uint8_t *blob, const char *text, size_t len)
+{
     const char *line;
     size_t n, pos = 0;
     const char *why;
@@ -308,7 +322,8 @@ static const char *seckey_decode(uint8_t *blob, const char *text, size_t len) {
     return NULL;
 }
 
-int cmig_seckey_text_encrypted(const char *text, size_t len) {
+int cmig_seckey_text_encrypted(const char *text, size_t len)
+{
     uint8_t *blob;
     int rc = -1;
 
@@ -324,7 +339,8 @@ int cmig_seckey_text_encrypted(const char *text, size_t len) {
 }
 
 /* BLAKE2b-256 over sig_alg || keynum || sk, as minisign checks it. */
-static void seckey_checksum(uint8_t chk[crypto_generichash_BYTES], const uint8_t *blob) {
+static void seckey_checksum(uint8_t chk[crypto_generichash_BYTES], const uint8_t *blob)
+{
     crypto_generichash_state st;
 
     crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
@@ -336,7 +352,8 @@ static void seckey_checksum(uint8_t chk[crypto_generichash_BYTES], const uint8_t
 }
 
 /* XORs the keynum/sk/checksum part of blob with the scrypt stream. */
-static int scrypt_xor(uint8_t *blob, const char *password, uint64_t ops, uint64_t mem) {
+static int scrypt_xor(uint8_t *blob, const char *password, uint64_t ops, uint64_t mem)
+{
     uint8_t *stream = sodium_malloc(SK_SECRET_BYTES);
     int rc = -1;
 
@@ -357,7 +374,8 @@ static int scrypt_xor(uint8_t *blob, const char *password, uint64_t ops, uint64_
 
 /* The public half stored in sk must be the one its seed derives: with no
  * checksum (minisign -W keys) this is the only integrity check there is. */
-static int seckey_consistent(const uint8_t *sk) {
+static int seckey_consistent(const uint8_t *sk)
+{
     uint8_t pk[crypto_sign_PUBLICKEYBYTES];
     uint8_t *tmp = sodium_malloc(crypto_sign_SECRETKEYBYTES);
     int ok = 0;
@@ -371,7 +389,8 @@ static int seckey_consistent(const uint8_t *sk) {
 }
 
 int cmig_seckey_parse(struct cmig_seckey **out, const char *text, size_t len, const char *password,
-                      const char *what, struct cmig_err *err) {
+                      const char *what, struct cmig_err *err)
+{
     const char *name = name_of(what, "secret key");
     uint8_t chk[crypto_generichash_BYTES];
     uint8_t *blob = NULL;
@@ -456,7 +475,8 @@ out:
     return rc;
 }
 
-int cmig_secret_read_file(char **text, size_t *len, const char *path, struct cmig_err *err) {
+int cmig_secret_read_file(char **text, size_t *len, const char *path, struct cmig_err *err)
+{
     char *buf = NULL;
     size_t got = 0;
     int fd, rc;
@@ -490,7 +510,8 @@ out:
     return rc;
 }
 
-char *cmig_secret_dup(const char *s, size_t len) {
+char *cmig_secret_dup(const char *s, size_t len)
+{
     char *p;
 
     if (len >= SIZE_MAX || sodium_init() < 0)
@@ -504,12 +525,14 @@ char *cmig_secret_dup(const char *s, size_t len) {
     return p;
 }
 
-void cmig_secret_free(char *p) {
+void cmig_secret_free(char *p)
+{
     sodium_free(p); /* wipes; NULL is fine */
 }
 
 int cmig_seckey_format(const struct cmig_seckey *k, const char *password, char **text, size_t *len,
-                       struct cmig_err *err) {
+                       struct cmig_err *err)
+{
     static const char enc_comment[] = COMMENT_PREFIX "minisign encrypted secret key\n";
     static const char plain_comment[] = COMMENT_PREFIX "minisign unencrypted secret key\n";
     const size_t b64_cap = sodium_base64_ENCODED_LEN(SK_BLOB_BYTES, sodium_base64_VARIANT_ORIGINAL);
@@ -572,17 +595,20 @@ out:
     return rc;
 }
 
-void cmig_seckey_pubkey(const struct cmig_seckey *k, struct cmig_pubkey *out) {
+void cmig_seckey_pubkey(const struct cmig_seckey *k, struct cmig_pubkey *out)
+{
     memcpy(out->id, k->id, CMIG_KEYID_BYTES);
     memcpy(out->pk, k->sk + crypto_sign_SEEDBYTES, CMIG_PK_BYTES);
 }
 
-void cmig_seckey_free(struct cmig_seckey *k) {
+void cmig_seckey_free(struct cmig_seckey *k)
+{
     sodium_free(k);
 }
 
 int cmig_seckey_sign(const struct cmig_seckey *k, const uint8_t *msg, size_t len, uint8_t sig[64],
-                     struct cmig_err *err) {
+                     struct cmig_err *err)
+{
     int rc;
 
     if ((rc = sodium_ready(err)) != 0)

@@ -52,9 +52,9 @@ static const char SCHEMA_MIGRATION[] = "CREATE TABLE migration (\n"
                                        "  down_source_line INTEGER\n"
                                        ")";
 
-#define MIGRATION_COLUMNS                                                                      \
-    "version, name, up_path, up_size, up_sha256, up_tx, up_tx_reason, up_source, "             \
-    "up_source_line, down_path, down_size, down_sha256, down_tx, down_tx_reason, "             \
+#define MIGRATION_COLUMNS                                                                          \
+    "version, name, up_path, up_size, up_sha256, up_tx, up_tx_reason, up_source, "                 \
+    "up_source_line, down_path, down_size, down_sha256, down_tx, down_tx_reason, "                 \
     "down_source, down_source_line"
 
 #define PAGE_SIZE 4096
@@ -213,8 +213,7 @@ int cmig_manifest_serialize(const struct cmig_manifest *m, uint8_t **out, size_t
     b |= sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
     b |= sqlite3_bind_text(st, 3, m->version.text, -1, SQLITE_STATIC);
     b |= sqlite3_bind_int64(st, 4, m->created_at);
-    b |= sqlite3_bind_text(st, 5, m->source_revision ? m->source_revision : "", -1,
-                           SQLITE_STATIC);
+    b |= sqlite3_bind_text(st, 5, m->source_revision ? m->source_revision : "", -1, SQLITE_STATIC);
     b |= sqlite3_bind_text(st, 6, m->builder, -1, SQLITE_STATIC);
     b |= sqlite3_bind_text(st, 7, m->driver, -1, SQLITE_STATIC);
     b |= sqlite3_bind_text(st, 8, m->dir_format, -1, SQLITE_STATIC);
@@ -386,8 +385,8 @@ static void strings_free(struct cmig_strings *b)
 
 /* Copies a TEXT column (into strings when given, else malloc'd); NULL
  * column gives *out = NULL when allowed. */
-static int col_str(sqlite3_stmt *st, int i, int nullable, struct cmig_strings **strings,
-                   char **out, const char *what, struct cmig_err *err)
+static int col_str(sqlite3_stmt *st, int i, int nullable, struct cmig_strings **strings, char **out,
+                   const char *what, struct cmig_err *err)
 {
     *out = NULL;
     int type = sqlite3_column_type(st, i);
@@ -417,8 +416,7 @@ static int col_text(sqlite3_stmt *st, int i, int nullable, char **out, const cha
     return col_str(st, i, nullable, NULL, out, what, err);
 }
 
-static int col_int(sqlite3_stmt *st, int i, int64_t *out, const char *what,
-                   struct cmig_err *err)
+static int col_int(sqlite3_stmt *st, int i, int64_t *out, const char *what, struct cmig_err *err)
 {
     if (sqlite3_column_type(st, i) != SQLITE_INTEGER)
         return cmig_err_set(err, CMIG_E_VERIFY, "%s is not an integer", what);
@@ -427,10 +425,11 @@ static int col_int(sqlite3_stmt *st, int i, int64_t *out, const char *what,
 }
 
 /* Column names of one direction, in table order; also what errors call them. */
-static const char *const UP_COLS[7] = {"up_path", "up_size", "up_sha256", "up_tx",
+static const char *const UP_COLS[7] = {"up_path",      "up_size",   "up_sha256",     "up_tx",
                                        "up_tx_reason", "up_source", "up_source_line"};
-static const char *const DOWN_COLS[7] = {"down_path", "down_size", "down_sha256", "down_tx",
-                                         "down_tx_reason", "down_source", "down_source_line"};
+static const char *const DOWN_COLS[7] = {"down_path",       "down_size",      "down_sha256",
+                                         "down_tx",         "down_tx_reason", "down_source",
+                                         "down_source_line"};
 
 /* Reads one direction's seven columns. This runs for every row of every
  * manifest at every pod start: nothing is formatted unless it fails. */
@@ -446,8 +445,7 @@ static int read_file_cols(sqlite3_stmt *st, int col, int is_down, struct cmig_st
     if (!f->path) {
         for (int i = 1; i < 7; i++)
             if (sqlite3_column_type(st, col + i) != SQLITE_NULL)
-                return cmig_err_set(err, CMIG_E_VERIFY, "%s is set but down_path is not",
-                                    name[i]);
+                return cmig_err_set(err, CMIG_E_VERIFY, "%s is set but down_path is not", name[i]);
         return 0;
     }
     if (!cmig_path_safe(f->path) || strcmp(f->path, CMIG_MANIFEST_NAME) == 0)
@@ -484,10 +482,10 @@ static int check_schema(sqlite3 *db, struct cmig_err *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = 0, seen = 0;
-    if (sqlite3_prepare_v2(db, "SELECT type, name, sql FROM sqlite_schema ORDER BY name", -1,
-                           &st, NULL) != SQLITE_OK) {
-        rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: unreadable schema: %s",
-                          sqlite3_errmsg(db));
+    if (sqlite3_prepare_v2(db, "SELECT type, name, sql FROM sqlite_schema ORDER BY name", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc =
+            cmig_err_set(err, CMIG_E_VERIFY, "manifest: unreadable schema: %s", sqlite3_errmsg(db));
         goto out;
     }
     int step;
@@ -623,8 +621,7 @@ static int check_unique_paths(const struct cmig_manifest *m, struct cmig_err *er
     int rc = 0;
     for (size_t i = 1; i < n; i++)
         if (strcmp(paths[i - 1], paths[i]) == 0) {
-            rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: path '%s' is listed twice",
-                              paths[i]);
+            rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: path '%s' is listed twice", paths[i]);
             break;
         }
     free(paths);
@@ -654,8 +651,8 @@ static int load_migrations(sqlite3 *db, struct cmig_manifest *m, struct cmig_err
         rc = cmig_err_nomem(err);
         goto out;
     }
-    if (sqlite3_prepare_v2(db, "SELECT " MIGRATION_COLUMNS " FROM migration ORDER BY version",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, "SELECT " MIGRATION_COLUMNS " FROM migration ORDER BY version", -1,
+                           &st, NULL) != SQLITE_OK) {
         rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: %s", sqlite3_errmsg(db));
         goto out;
     }
@@ -725,9 +722,8 @@ int cmig_manifest_load(struct cmig_manifest **out, const uint8_t *image, size_t 
     harden(db);
     /* SQLite does not write to a READONLY image; the cast only satisfies its
      * signature. */
-    int sr = sqlite3_deserialize(db, "main", (unsigned char *)(uintptr_t)image,
-                                 (sqlite3_int64)len, (sqlite3_int64)len,
-                                 SQLITE_DESERIALIZE_READONLY);
+    int sr = sqlite3_deserialize(db, "main", (unsigned char *)(uintptr_t)image, (sqlite3_int64)len,
+                                 (sqlite3_int64)len, SQLITE_DESERIALIZE_READONLY);
     if (sr != SQLITE_OK) {
         rc = sr == SQLITE_NOMEM ? cmig_err_set(err, CMIG_E_NOMEM, "manifest: out of memory")
                                 : cmig_err_set(err, CMIG_E_VERIFY, "manifest: cannot open: %s",
@@ -742,8 +738,8 @@ int cmig_manifest_load(struct cmig_manifest **out, const uint8_t *image, size_t 
      * and the page cache is kept small: a 10,000-migration manifest would
      * otherwise be held twice while it is checked and read. These read the
      * schema, so a failure is the manifest's. */
-    if (sqlite3_exec(db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-64", NULL, NULL,
-                     NULL) != SQLITE_OK) {
+    if (sqlite3_exec(db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-64", NULL, NULL, NULL) !=
+        SQLITE_OK) {
         rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: cannot open: %s", sqlite3_errmsg(db));
         goto out;
     }

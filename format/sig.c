@@ -49,23 +49,24 @@
 _Static_assert(SIG_BLOB_BYTES == 74, "minisign signature blob is 74 bytes");
 _Static_assert(crypto_generichash_BYTES_MAX == CMIG_PREHASH_BYTES, "prehash is BLAKE2b-512");
 
-static const char *name_of(const char *what) {
+static const char *name_of(const char *what)
+{
     return what && *what ? what : "signature";
 }
 
-static int sodium_ready(struct cmig_err *err) {
+static int sodium_ready(struct cmig_err *err)
+{
     if (sodium_init() < 0)
         return cmig_err_set(err, CMIG_E_INTERNAL, "cannot initialise libsodium");
     return 0;
 }
 
-
-
 /* Takes one line that must start with prefix (else returns bad_prefix);
  * copies the text after the prefix (at most cap bytes) into dst as a C
  * string. The caller checks *pos < len first. */
 static const char *take_comment(const char *text, size_t len, size_t *pos, const char *prefix,
-                                const char *bad_prefix, size_t cap, char *dst) {
+                                const char *bad_prefix, size_t cap, char *dst)
+{
     const size_t plen = strlen(prefix);
     const char *line, *why;
     size_t n;
@@ -79,7 +80,8 @@ static const char *take_comment(const char *text, size_t len, size_t *pos, const
     return NULL;
 }
 
-static const char *sig_decode(struct cmig_sig *out, const char *text, size_t len) {
+static const char *sig_decode(struct cmig_sig *out, const char *text, size_t len)
+{
     uint8_t blob[SIG_BLOB_BYTES];
     const char *line, *why;
     size_t n, pos = 0;
@@ -121,7 +123,8 @@ static const char *sig_decode(struct cmig_sig *out, const char *text, size_t len
 }
 
 int cmig_sig_parse(struct cmig_sig *out, const char *text, size_t len, const char *what,
-                   struct cmig_err *err) {
+                   struct cmig_err *err)
+{
     const char *why;
 
     memset(out, 0, sizeof *out);
@@ -137,7 +140,8 @@ int cmig_sig_parse(struct cmig_sig *out, const char *text, size_t len, const cha
     return 0;
 }
 
-int cmig_sig_load(struct cmig_sig *out, const char *path, struct cmig_err *err) {
+int cmig_sig_load(struct cmig_sig *out, const char *path, struct cmig_err *err)
+{
     struct stat st;
     char *buf = NULL;
     size_t got = 0;
@@ -181,7 +185,8 @@ out:
 }
 
 int cmig_sig_verify(const struct cmig_sig *s, const struct cmig_pubkey *k,
-                    const uint8_t prehash[CMIG_PREHASH_BYTES], struct cmig_err *err) {
+                    const uint8_t prehash[CMIG_PREHASH_BYTES], struct cmig_err *err)
+{
     uint8_t signed_comment[crypto_sign_BYTES + CMIG_TRUSTED_COMMENT_MAX];
     char sig_id[17], key_id[17];
     size_t tc_len;
@@ -215,7 +220,8 @@ int cmig_sig_verify(const struct cmig_sig *s, const struct cmig_pubkey *k,
     return 0;
 }
 
-static const char *comment_problem(const char *c, size_t max) {
+static const char *comment_problem(const char *c, size_t max)
+{
     size_t n = strnlen(c, max + 1);
 
     if (n > max)
@@ -227,7 +233,8 @@ static const char *comment_problem(const char *c, size_t max) {
 
 int cmig_sig_create(const struct cmig_seckey *k, const uint8_t prehash[CMIG_PREHASH_BYTES],
                     const char *untrusted_comment, const char *trusted_comment, char **text,
-                    size_t *len, struct cmig_err *err) {
+                    size_t *len, struct cmig_err *err)
+{
     uint8_t blob[SIG_BLOB_BYTES];
     uint8_t global_sig[crypto_sign_BYTES];
     uint8_t *signed_comment = NULL;
@@ -298,7 +305,8 @@ out:
 }
 
 int cmig_prehash_fd(int fd, uint64_t max_bytes, uint8_t out[CMIG_PREHASH_BYTES], uint64_t *size,
-                    const char *what, struct cmig_err *err) {
+                    const char *what, struct cmig_err *err)
+{
     crypto_generichash_state st;
     uint8_t *buf;
     uint64_t total = 0;

@@ -95,8 +95,7 @@ static int pump(struct cmig_spool *s, int flush, struct cmig_err *err)
     }
 }
 
-int cmig_spool_write(struct cmig_spool *s, const uint8_t *data, size_t len,
-                     struct cmig_err *err)
+int cmig_spool_write(struct cmig_spool *s, const uint8_t *data, size_t len, struct cmig_err *err)
 {
     if (s->state != SPOOL_WRITING)
         return cmig_err_set(err, CMIG_E_INTERNAL, "spool written after it was sealed");

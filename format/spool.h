@@ -23,8 +23,7 @@ struct cmig_spool;
 int cmig_spool_open(struct cmig_spool **out, struct cmig_err *err);
 
 /* Appends data (only before cmig_spool_seal). */
-int cmig_spool_write(struct cmig_spool *s, const uint8_t *data, size_t len,
-                     struct cmig_err *err);
+int cmig_spool_write(struct cmig_spool *s, const uint8_t *data, size_t len, struct cmig_err *err);
 
 /* Ends writing; reading starts at the first byte. */
 int cmig_spool_seal(struct cmig_spool *s, struct cmig_err *err);

@@ -149,8 +149,7 @@ void cmig_sqlstream_consume(struct cmig_sqlstream *s, size_t n)
     s->off += n;
 }
 
-void cmig_sqlstream_locate(const struct cmig_sqlstream *s, size_t at, unsigned *line,
-                           unsigned *col)
+void cmig_sqlstream_locate(const struct cmig_sqlstream *s, size_t at, unsigned *line, unsigned *col)
 {
     *line = s->line;
     *col = s->col;
@@ -231,8 +230,8 @@ static int count_upto(void *ctx, const struct cmig_sql_stmt *st)
     return 0;
 }
 
-void cmig_sql_chunk_locate(const struct cmig_sql_chunk *c, size_t at, unsigned *line,
-                           unsigned *col, unsigned *stmt)
+void cmig_sql_chunk_locate(const struct cmig_sql_chunk *c, size_t at, unsigned *line, unsigned *col,
+                           unsigned *stmt)
 {
     if (at > c->len)
         at = c->len;

@@ -38,8 +38,8 @@ static int want_down(void *ctx, const struct cmig_migration *mg, int is_down)
     return is_down && find_item(ctx, mg) != NULL;
 }
 
-static int keep_down(void *ctx, const struct cmig_migration *mg, int is_down,
-                     const uint8_t *data, size_t len, struct cmig_err *err)
+static int keep_down(void *ctx, const struct cmig_migration *mg, int is_down, const uint8_t *data,
+                     size_t len, struct cmig_err *err)
 {
     (void)is_down;
     struct down_item *it = find_item(ctx, mg);
@@ -71,8 +71,7 @@ static int collect(struct down_set *d, const struct session *s, const struct cmi
             return cmig_err_set(err, CMIG_E_CONFLICT,
                                 "applied migration %lld '%s' is not in bundle %s %s; cannot "
                                 "revert it",
-                                (long long)row->version, row->name, s->m->name,
-                                s->m->version.text);
+                                (long long)row->version, row->name, s->m->name, s->m->version.text);
         if (memcmp(mg->up.sha256, row->sha256, 32) != 0)
             return cmig_err_set(err, CMIG_E_CONFLICT,
                                 "migration %lld '%s' changed after it was applied; refusing to "
@@ -161,14 +160,12 @@ int cmd_down(struct run_config *cfg)
             goto fail;
         }
         LOGV(LOG_INFO, "migration.reverted",
-             (FI("version", mg->version), FS("name", mg->name),
-                 FI("ms", r.execution_ms)),
+             (FI("version", mg->version), FS("name", mg->name), FI("ms", r.execution_ms)),
              "reverted migration %lld '%s' in %lld ms", (long long)mg->version, mg->name,
              (long long)r.execution_ms);
     }
     LOGV(LOG_INFO, "run.finished",
-         (FS("bundle", s.m->name), FI("reverted", d.n),
-             FI("ms", now_ms() - s.t0_ms)),
+         (FS("bundle", s.m->name), FI("reverted", d.n), FI("ms", now_ms() - s.t0_ms)),
          "%s %s: reverted %zu migration%s down to %lld", s.m->name, s.m->version.text, d.n,
          d.n == 1 ? "" : "s", (long long)cfg->to);
 done:

@@ -79,7 +79,7 @@ int cmd_force(struct run_config *cfg)
         goto fail;
     LOGV(LOG_WARN, "history.forced",
          (FI("version", dirty->version), FS("name", dirty->name),
-             FS("action", st.kind == CMIG_STEP_FORCE_CLEAN ? "marked_applied" : "removed")),
+          FS("action", st.kind == CMIG_STEP_FORCE_CLEAN ? "marked_applied" : "removed")),
          "migration %lld '%s' %s by force", (long long)dirty->version, dirty->name,
          st.kind == CMIG_STEP_FORCE_CLEAN ? "marked as applied"
                                           : "marked as not applied (it will run again)");

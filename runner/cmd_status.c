@@ -41,8 +41,7 @@ static void json_string(const char *s)
     putchar('"');
 }
 
-static void print_json(const struct session *s, const struct cmig_history *h,
-                       const char *problem)
+static void print_json(const struct session *s, const struct cmig_history *h, const char *problem)
 {
     const struct cmig_manifest *m = s->m;
     printf("{\"bundle\":");
@@ -86,8 +85,7 @@ static void print_json(const struct session *s, const struct cmig_history *h,
     printf("]}\n");
 }
 
-static void print_text(const struct session *s, const struct cmig_history *h,
-                       const char *problem)
+static void print_text(const struct session *s, const struct cmig_history *h, const char *problem)
 {
     const struct cmig_manifest *m = s->m;
     size_t applied = 0, pending = 0;
@@ -108,8 +106,7 @@ static void print_text(const struct session *s, const struct cmig_history *h,
         const struct cmig_applied *row = history_find(h, mg->version);
         char at[32];
         when(row ? row->applied_at : 0, at, sizeof at);
-        printf("%-16lld %-10s %-21s %s\n", (long long)mg->version, state_of(mg, row), at,
-               mg->name);
+        printf("%-16lld %-10s %-21s %s\n", (long long)mg->version, state_of(mg, row), at, mg->name);
     }
     for (size_t i = 0; i < h->n; i++) {
         if (cmig_manifest_find(m, h->rows[i].version))
@@ -137,19 +134,18 @@ int cmd_status(struct run_config *cfg)
         event = "bundle.refused";
         goto fail;
     }
-    if ((rc = session_connect(&s, &err)) ||
-        (rc = s.drv->read_history(s.conn, s.m->name, &h, &err)))
+    if ((rc = session_connect(&s, &err)) || (rc = s.drv->read_history(s.conn, s.m->name, &h, &err)))
         goto fail;
-    int refused = plan_compute(&p, s.m, cmig_bundle_manifest_sha256(s.bundle), &h, -1,
-                               cfg->strict, &why) != 0;
+    int refused = plan_compute(&p, s.m, cmig_bundle_manifest_sha256(s.bundle), &h, -1, cfg->strict,
+                               &why) != 0;
     if (refused && why.code != CMIG_E_CONFLICT) {
         err = why;
         rc = why.code;
         goto fail;
     }
-    const char *problem = refused ? why.msg : p.verdict == PLAN_ROLLBACK
-                                                  ? "bundle is older than the database"
-                                                  : NULL;
+    const char *problem = refused                      ? why.msg
+                          : p.verdict == PLAN_ROLLBACK ? "bundle is older than the database"
+                                                       : NULL;
     if (cfg->json_out)
         print_json(&s, &h, problem);
     else

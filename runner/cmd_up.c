@@ -23,18 +23,18 @@ struct apply_ctx {
     struct session *s;
     const struct plan *p;
     const struct cmig_history *h;
-    size_t next;      /* index in p->pending of the next migration to apply */
-    int in_outer_tx;  /* --single-transaction */
-    int64_t legacy;   /* golang-migrate version to keep, or -2 when not kept */
-    int64_t *ms;      /* --single-transaction: each one's time, logged after the commit */
+    size_t next;     /* index in p->pending of the next migration to apply */
+    int in_outer_tx; /* --single-transaction */
+    int64_t legacy;  /* golang-migrate version to keep, or -2 when not kept */
+    int64_t *ms;     /* --single-transaction: each one's time, logged after the commit */
 };
 
 static void log_applied(const struct cmig_migration *mg, int64_t ms, int in_tx)
 {
     enum cmig_txmode tx = in_tx ? CMIG_TX_TRANSACTION : mg->up.tx;
     LOGV(LOG_INFO, "migration.applied",
-         (FI("version", mg->version), FS("name", mg->name), FI("ms", ms)
-            , FS("transaction", cmig_txmode_name(tx))),
+         (FI("version", mg->version), FS("name", mg->name), FI("ms", ms),
+          FS("transaction", cmig_txmode_name(tx))),
          "applied migration %lld '%s' in %lld ms%s", (long long)mg->version, mg->name,
          (long long)ms, tx == CMIG_TX_NONE ? " (no transaction)" : "");
 }
@@ -64,8 +64,8 @@ void migration_error_context(struct cmig_err *err, const struct cmig_migration *
                             (long long)mg->version, mg->name, f->source, line, r->col,
                             r->statement);
         else
-            cmig_err_prefix(err, "migration %lld '%s' (%s:%u:%u)", (long long)mg->version,
-                            mg->name, f->source, line, r->col);
+            cmig_err_prefix(err, "migration %lld '%s' (%s:%u:%u)", (long long)mg->version, mg->name,
+                            f->source, line, r->col);
     } else {
         cmig_err_prefix(err, "migration %lld '%s' (%s)", (long long)mg->version, mg->name,
                         f->source);
@@ -115,7 +115,7 @@ static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down,
     }
     LOGV(LOG_DEBUG, "migration.started",
          (FI("version", mg->version), FS("name", mg->name),
-             FS("transaction", cmig_txmode_name(mg->up.tx))),
+          FS("transaction", cmig_txmode_name(mg->up.tx))),
          "applying migration %lld '%s' (%s)", (long long)mg->version, mg->name,
          cmig_txmode_name(mg->up.tx));
     int64_t t = now_ms();
@@ -128,8 +128,8 @@ static int apply_one(void *ctx, const struct cmig_migration *mg, int is_down,
         /* run_fail prints the same message: text logs get one error line. */
         if (log_json())
             LOGV(LOG_ERROR, "migration.failed",
-                 (FI("version", mg->version), FS("name", mg->name),
-                     FI("ms", ms), FS("native", err->native)),
+                 (FI("version", mg->version), FS("name", mg->name), FI("ms", ms),
+                  FS("native", err->native)),
                  "%s", err->msg);
         return rc;
     }
@@ -156,7 +156,7 @@ static int adopt_golang_migrate(struct session *s, const struct plan *p, struct 
     }
     LOGV(LOG_INFO, "history.adopted",
          (FS("from", "golang-migrate"), FI("version", p->adopt_version),
-             FI("migrations", p->n_adopt)),
+          FI("migrations", p->n_adopt)),
          "adopted golang-migrate's schema_migrations at version %lld: %zu migrations recorded "
          "as applied (schema_migrations left in place)",
          (long long)p->adopt_version, p->n_adopt);
@@ -166,8 +166,10 @@ static int adopt_golang_migrate(struct session *s, const struct plan *p, struct 
 static int check_single_tx(const struct session *s, const struct plan *p, struct cmig_err *err)
 {
     if (!(s->drv->caps & CMIG_CAP_SINGLE_TRANSACTION))
-        return cmig_err_set(err, CMIG_E_USAGE, "--single-transaction is not supported by the %s "
-                            "driver", s->drv->name);
+        return cmig_err_set(err, CMIG_E_USAGE,
+                            "--single-transaction is not supported by the %s "
+                            "driver",
+                            s->drv->name);
     for (size_t i = 0; i < p->n_pending; i++)
         if (p->pending[i]->up.tx != CMIG_TX_TRANSACTION)
             return cmig_err_set(err, CMIG_E_USAGE,
@@ -251,8 +253,7 @@ static void print_plan(const struct session *s, const struct plan *p, int json)
     printf("bundle %s %s: %zu pending\n", m->name, m->version.text, p->n_pending);
     for (size_t i = 0; i < p->n_pending; i++) {
         const struct cmig_migration *mg = p->pending[i];
-        printf("  %-16lld %-12s %s", (long long)mg->version, cmig_txmode_name(mg->up.tx),
-               mg->name);
+        printf("  %-16lld %-12s %s", (long long)mg->version, cmig_txmode_name(mg->up.tx), mg->name);
         if (mg->up.tx == CMIG_TX_NONE && mg->up.tx_reason[0])
             printf("  (%s)", mg->up.tx_reason);
         putchar('\n');
@@ -266,8 +267,8 @@ static int finish_ok(struct session *s, size_t applied, const char *how)
     const char *name = s->m ? s->m->name : claim->name;
     const char *version = s->m ? s->m->version.text : claim->version;
     LOGV(LOG_INFO, "run.finished",
-         (FS("bundle", name), FS("version", version), FI("applied", applied)
-            , FI("ms", ms), FS("result", how)),
+         (FS("bundle", name), FS("version", version), FI("applied", applied), FI("ms", ms),
+          FS("result", how)),
          "%s %s: %s (%lld ms)", name, version, how, (long long)ms);
     session_end(s);
     return RUN_OK;
@@ -356,7 +357,7 @@ static int up_or_plan(struct run_config *cfg, int apply)
     if (p.verdict == PLAN_ROLLBACK) {
         LOGV(LOG_WARN, "run.rollback",
              (FS("bundle", s.m->name), FS("version", s.m->version.text),
-                 FS("database_version", h.record_version)),
+              FS("database_version", h.record_version)),
              "bundle %s %s is older than the database (at %s); all of its migrations are "
              "applied: nothing to do",
              s.m->name, s.m->version.text, h.record_version);
@@ -410,9 +411,8 @@ locked:
         event = "run.failed";
         goto fail;
     }
-    if (p.record_needed &&
-        (rc = s.drv->record_bundle(s.conn, s.m->name, s.m->version.text,
-                                   cmig_bundle_manifest_sha256(s.bundle), &err)))
+    if (p.record_needed && (rc = s.drv->record_bundle(s.conn, s.m->name, s.m->version.text,
+                                                      cmig_bundle_manifest_sha256(s.bundle), &err)))
         goto fail;
     size_t applied = p.n_pending;
     int recorded = p.record_needed || p.n_adopt;

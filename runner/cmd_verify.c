@@ -22,10 +22,10 @@ int cmd_verify(struct run_config *cfg)
     if (k)
         cmig_keyid_hex(k->id, id);
     LOGV(LOG_INFO, "bundle.verified",
-         (FS("bundle", s.m->name), FS("version", s.m->version.text),
-             FI("migrations", s.m->n), FS("key_id", id)),
-         "bundle %s %s verified: %zu migrations, signed by key %s", s.m->name,
-         s.m->version.text, s.m->n, id);
+         (FS("bundle", s.m->name), FS("version", s.m->version.text), FI("migrations", s.m->n),
+          FS("key_id", id)),
+         "bundle %s %s verified: %zu migrations, signed by key %s", s.m->name, s.m->version.text,
+         s.m->n, id);
     session_end(&s);
     return RUN_OK;
 }

@@ -105,8 +105,7 @@ static int read_url_file(char **out, const char *path, struct cmig_err *err)
     if (got > URL_FILE_MAX) {
         explicit_bzero(buf, URL_FILE_MAX + 1);
         free(buf);
-        return cmig_err_set(err, CMIG_E_USAGE, "'%s' is larger than %d bytes", path,
-                            URL_FILE_MAX);
+        return cmig_err_set(err, CMIG_E_USAGE, "'%s' is larger than %d bytes", path, URL_FILE_MAX);
     }
     /* Secrets are often written with a trailing newline. */
     while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == '\r' || buf[got - 1] == ' '))
@@ -119,15 +118,29 @@ static int read_url_file(char **out, const char *path, struct cmig_err *err)
 static int duration_opt(const char *name, const char *v, int64_t *ms, struct cmig_err *err)
 {
     if (parse_duration(v, ms))
-        return cmig_err_set(err, CMIG_E_USAGE,
-                            "%s: '%s' is not a duration (e.g. 30s, 5m, 250ms)", name, v);
+        return cmig_err_set(err, CMIG_E_USAGE, "%s: '%s' is not a duration (e.g. 30s, 5m, 250ms)",
+                            name, v);
     return 0;
 }
 
 enum {
-    OPT_BUNDLE = 256, OPT_SIGNATURE, OPT_TRUSTED, OPT_DATABASE, OPT_WAIT, OPT_LOCK_TIMEOUT,
-    OPT_STMT_TIMEOUT, OPT_DB_LOCK_TIMEOUT, OPT_SINGLE_TX, OPT_STRICT, OPT_LOG_FORMAT, OPT_TO,
-    OPT_JSON, OPT_EXIT_CODE, OPT_SKIP_VERIFY, OPT_KEEP_GM, OPT_TERMINATION_LOG
+    OPT_BUNDLE = 256,
+    OPT_SIGNATURE,
+    OPT_TRUSTED,
+    OPT_DATABASE,
+    OPT_WAIT,
+    OPT_LOCK_TIMEOUT,
+    OPT_STMT_TIMEOUT,
+    OPT_DB_LOCK_TIMEOUT,
+    OPT_SINGLE_TX,
+    OPT_STRICT,
+    OPT_LOG_FORMAT,
+    OPT_TO,
+    OPT_JSON,
+    OPT_EXIT_CODE,
+    OPT_SKIP_VERIFY,
+    OPT_KEEP_GM,
+    OPT_TERMINATION_LOG
 };
 
 int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *err)
@@ -181,17 +194,39 @@ int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *e
     optind = 0;
     while ((ch = getopt_long(argc, argv, "qv", opts, NULL)) != -1) {
         switch (ch) {
-        case OPT_BUNDLE: c->bundle = optarg; break;
-        case OPT_SIGNATURE: c->signature = optarg; break;
-        case OPT_TRUSTED: c->trusted[c->n_trusted++] = optarg; break;
-        case OPT_DATABASE: url = optarg; break;
-        case OPT_WAIT: wait = optarg; break;
-        case OPT_LOCK_TIMEOUT: lock_timeout = optarg; break;
-        case OPT_STMT_TIMEOUT: stmt_timeout = optarg; break;
-        case OPT_DB_LOCK_TIMEOUT: db_lock_timeout = optarg; break;
-        case OPT_SINGLE_TX: c->single_tx = 1; break;
-        case OPT_STRICT: c->strict = 1; break;
-        case OPT_LOG_FORMAT: log_format = optarg; break;
+        case OPT_BUNDLE:
+            c->bundle = optarg;
+            break;
+        case OPT_SIGNATURE:
+            c->signature = optarg;
+            break;
+        case OPT_TRUSTED:
+            c->trusted[c->n_trusted++] = optarg;
+            break;
+        case OPT_DATABASE:
+            url = optarg;
+            break;
+        case OPT_WAIT:
+            wait = optarg;
+            break;
+        case OPT_LOCK_TIMEOUT:
+            lock_timeout = optarg;
+            break;
+        case OPT_STMT_TIMEOUT:
+            stmt_timeout = optarg;
+            break;
+        case OPT_DB_LOCK_TIMEOUT:
+            db_lock_timeout = optarg;
+            break;
+        case OPT_SINGLE_TX:
+            c->single_tx = 1;
+            break;
+        case OPT_STRICT:
+            c->strict = 1;
+            break;
+        case OPT_LOG_FORMAT:
+            log_format = optarg;
+            break;
         case OPT_TO: {
             char *end;
             errno = 0;
@@ -203,13 +238,27 @@ int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *e
             c->to = v;
             break;
         }
-        case OPT_JSON: c->json_out = 1; break;
-        case OPT_EXIT_CODE: c->exit_code = 1; break;
-        case OPT_SKIP_VERIFY: c->skip_verify++; break;
-        case OPT_KEEP_GM: c->keep_golang_migrate = 1; break;
-        case OPT_TERMINATION_LOG: c->termination_log = optarg; break;
-        case 'q': c->quiet = 1; break;
-        case 'v': c->verbose = 1; break;
+        case OPT_JSON:
+            c->json_out = 1;
+            break;
+        case OPT_EXIT_CODE:
+            c->exit_code = 1;
+            break;
+        case OPT_SKIP_VERIFY:
+            c->skip_verify++;
+            break;
+        case OPT_KEEP_GM:
+            c->keep_golang_migrate = 1;
+            break;
+        case OPT_TERMINATION_LOG:
+            c->termination_log = optarg;
+            break;
+        case 'q':
+            c->quiet = 1;
+            break;
+        case 'v':
+            c->verbose = 1;
+            break;
         default:
             if (optopt && optopt < 256)
                 return cmig_err_set(err, CMIG_E_USAGE, "unknown option '-%c'", optopt);
@@ -220,7 +269,8 @@ int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *e
     int rc;
     if (wait && (rc = duration_opt("--wait", wait, &c->wait_ms, err)))
         return rc;
-    if (lock_timeout && (rc = duration_opt("--lock-timeout", lock_timeout, &c->lock_timeout_ms, err)))
+    if (lock_timeout &&
+        (rc = duration_opt("--lock-timeout", lock_timeout, &c->lock_timeout_ms, err)))
         return rc;
     if (stmt_timeout &&
         (rc = duration_opt("--statement-timeout", stmt_timeout, &c->statement_timeout_ms, err)))

@@ -55,7 +55,7 @@ struct cmig_conn_opts {
     const char *url;              /* as given; may hold a password: never print it */
     int64_t wait_ms;              /* keep retrying a failed connection this long; 0: once */
     int64_t statement_timeout_ms; /* database-side statement timeout; 0: server default */
-    int64_t lock_timeout_ms;      /* database-side lock wait (PostgreSQL lock_timeout); 0: default */
+    int64_t lock_timeout_ms; /* database-side lock wait (PostgreSQL lock_timeout); 0: default */
     const char *application_name; /* e.g. "cmig-run" */
     /* Optional: progress notices (e.g. "database not ready, retrying in 2 s").
      * level: 0 debug, 1 info, 2 warning. event is a stable name. */
@@ -70,40 +70,40 @@ struct cmig_conn_opts {
 /* What the no-op fast path compares with a bundle's signed claim: this
  * bundle's record and a summary of its history, in one round trip. */
 struct cmig_quick_state {
-    int present;             /* the record of this bundle exists */
-    char version[256];       /* the recorded bundle version */
+    int present;       /* the record of this bundle exists */
+    char version[256]; /* the recorded bundle version */
     uint8_t manifest_sha256[32];
-    uint64_t applied;        /* history rows of this bundle */
-    int64_t last;            /* their highest version, -1 when none */
-    int dirty;               /* whether any of them is dirty */
+    uint64_t applied; /* history rows of this bundle */
+    int64_t last;     /* their highest version, -1 when none */
+    int dirty;        /* whether any of them is dirty */
 };
 
 /* One row of history: a migration applied (or being applied) to the database. */
 struct cmig_applied {
     int64_t version;
     char *name;
-    uint8_t sha256[32];  /* SHA-256 of the up file, as recorded */
-    int dirty;           /* started but not known to have finished */
-    int64_t applied_at;  /* unix seconds */
+    uint8_t sha256[32]; /* SHA-256 of the up file, as recorded */
+    int dirty;          /* started but not known to have finished */
+    int64_t applied_at; /* unix seconds */
     int64_t execution_ms;
     char *bundle_version;
     char *runner_version;
 };
 
 struct cmig_history {
-    int schema_present;      /* the cmig history tables exist */
+    int schema_present; /* the cmig history tables exist */
     size_t n;
     struct cmig_applied *rows; /* this bundle's rows, ascending by version */
-    int has_record;          /* the per-bundle record exists */
-    char *record_version;    /* highest bundle version applied (SemVer text) */
+    int has_record;            /* the per-bundle record exists */
+    char *record_version;      /* highest bundle version applied (SemVer text) */
     uint8_t record_manifest_sha256[32];
-    int legacy_present;      /* golang-migrate's schema_migrations table exists */
-    int64_t legacy_version;  /* its version (when legacy_present and it has a row) */
+    int legacy_present;     /* golang-migrate's schema_migrations table exists */
+    int64_t legacy_version; /* its version (when legacy_present and it has a row) */
     int legacy_has_row;
     int legacy_dirty;
-    int other_bundles;       /* filled only when legacy_present: cmig_history holds
-                                rows of other bundles (golang-migrate's table then
-                                belongs to one of those, not to this bundle) */
+    int other_bundles; /* filled only when legacy_present: cmig_history holds
+                          rows of other bundles (golang-migrate's table then
+                          belongs to one of those, not to this bundle) */
 };
 
 /* Frees what a driver put in h (malloc'd strings and rows); h itself is the
@@ -111,21 +111,21 @@ struct cmig_history {
 void cmig_history_free(struct cmig_history *h);
 
 enum cmig_step_kind {
-    CMIG_STEP_UP,       /* run sql, then insert the history row */
-    CMIG_STEP_DOWN,     /* run sql, then delete the history row */
-    CMIG_STEP_BASELINE, /* no sql: insert the history row only (baseline, adoption) */
+    CMIG_STEP_UP,          /* run sql, then insert the history row */
+    CMIG_STEP_DOWN,        /* run sql, then delete the history row */
+    CMIG_STEP_BASELINE,    /* no sql: insert the history row only (baseline, adoption) */
     CMIG_STEP_FORCE_CLEAN, /* no sql: mark the row of version clean */
     CMIG_STEP_FORCE_REMOVE /* no sql: delete the (dirty) row of version */
 };
 
 struct cmig_step {
     enum cmig_step_kind kind;
-    const char *bundle;          /* bundle name */
-    const char *bundle_version;  /* SemVer of the bundle being run */
-    const char *runner_version;  /* "cmig-run X.Y.Z" */
-    int64_t version;             /* migration version */
-    const char *name;            /* migration name */
-    const uint8_t *sha256;       /* SHA-256 of the up file (recorded in history) */
+    const char *bundle;         /* bundle name */
+    const char *bundle_version; /* SemVer of the bundle being run */
+    const char *runner_version; /* "cmig-run X.Y.Z" */
+    int64_t version;            /* migration version */
+    const char *name;           /* migration name */
+    const uint8_t *sha256;      /* SHA-256 of the up file (recorded in history) */
     /* The file to run (NULL and 0 for BASELINE/FORCE_*): whole in sql, or,
      * when it is large, sql NULL and its len bytes handed out in order by
      * read(src, ...). SQL drivers take both through cmig_sqlstream, so a
@@ -134,24 +134,24 @@ struct cmig_step {
     size_t len;
     cmig_text_read_fn read;
     void *src;
-    enum cmig_txmode tx;         /* how to run sql */
-    int in_outer_tx;             /* inside begin()/commit(): no own transaction */
-    int keep_legacy;             /* also keep golang-migrate's schema_migrations */
-    int64_t legacy_version;      /* its version after this step (-1: delete its row) */
+    enum cmig_txmode tx;    /* how to run sql */
+    int in_outer_tx;        /* inside begin()/commit(): no own transaction */
+    int keep_legacy;        /* also keep golang-migrate's schema_migrations */
+    int64_t legacy_version; /* its version after this step (-1: delete its row) */
 };
 
 struct cmig_step_result {
-    int64_t execution_ms;   /* wall time of the step as the driver measured it */
-    unsigned statement;     /* 1-based statement that failed, when known (non-tx) */
-    unsigned line, col;     /* 1-based position in sql of the failure; 0 when unknown */
-    int transaction;        /* 1: it ran in a transaction although the step's tx said
-                               otherwise (MongoDB's URL option x-transaction-mode) */
+    int64_t execution_ms; /* wall time of the step as the driver measured it */
+    unsigned statement;   /* 1-based statement that failed, when known (non-tx) */
+    unsigned line, col;   /* 1-based position in sql of the failure; 0 when unknown */
+    int transaction;      /* 1: it ran in a transaction although the step's tx said
+                             otherwise (MongoDB's URL option x-transaction-mode) */
 };
 
 struct cmig_driver {
-    int abi;                     /* CMIG_DRIVER_ABI */
-    const char *name;            /* "postgres", "sqlite", "mongodb" */
-    const char *const *schemes;  /* URL prefixes it accepts, NULL-terminated */
+    int abi;                    /* CMIG_DRIVER_ABI */
+    const char *name;           /* "postgres", "sqlite", "mongodb" */
+    const char *const *schemes; /* URL prefixes it accepts, NULL-terminated */
     unsigned caps;
 
     int (*open)(struct cmig_conn **out, const struct cmig_conn_opts *o, struct cmig_err *err);
@@ -165,8 +165,7 @@ struct cmig_driver {
 
     /* Per-bundle lock, held until unlock or close: exactly one runner
      * applies at a time. Waits at most timeout_ms (CMIG_E_LOCK after). */
-    int (*lock)(struct cmig_conn *c, const char *bundle, int64_t timeout_ms,
-                struct cmig_err *err);
+    int (*lock)(struct cmig_conn *c, const char *bundle, int64_t timeout_ms, struct cmig_err *err);
     int (*unlock)(struct cmig_conn *c, struct cmig_err *err);
 
     /* Creates the history tables when missing (lock held). */

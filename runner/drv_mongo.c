@@ -1196,8 +1196,8 @@ static int mg_quick_state(struct cmig_conn *c, const char *bundle, struct cmig_q
             mongoc_collection_destroy(coll);
         return cmig_err_nomem(err);
     }
-    mongoc_cursor_t *cur = mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, pipeline, opts,
-                                                       NULL);
+    mongoc_cursor_t *cur =
+        mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, pipeline, opts, NULL);
     while (!odd && mongoc_cursor_next(cur, &doc)) {
         bson_iter_t it;
         int64_t v;
@@ -1227,8 +1227,10 @@ static int mg_quick_state(struct cmig_conn *c, const char *bundle, struct cmig_q
         char why[256];
         show(why, sizeof why, be.message);
         redact(c, why, sizeof why);
-        say(c, 0, "db.quick_state", "the one-query check is not available (%s); reading the "
-            "history", why);
+        say(c, 0, "db.quick_state",
+            "the one-query check is not available (%s); reading the "
+            "history",
+            why);
         odd = 1;
     }
     if (odd)
@@ -1989,8 +1991,8 @@ static int end_transaction(struct cmig_conn *c, int rc, const struct cmig_step *
  * (drop, renameCollection, ...) fails the migration and nothing of it
  * stays. */
 static int apply_in_transaction(struct cmig_conn *c, const struct cmig_step *s,
-                                const struct cmig_json_migration *m,
-                                struct cmig_step_result *r, int64_t t0, struct cmig_err *err)
+                                const struct cmig_json_migration *m, struct cmig_step_result *r,
+                                int64_t t0, struct cmig_err *err)
 {
     bson_error_t be;
     bson_oid_t id;

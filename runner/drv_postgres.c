@@ -1344,13 +1344,12 @@ static int migration_fail(struct cmig_conn *c, const PGresult *bad, const struct
         /* Nothing is known about the step's outcome but that it committed
          * whole or not at all (transactional) or left its row dirty; the
          * operator reads which of the two from the message. */
-        return cmig_err_set(err, CMIG_E_CONNECT,
-                            "the connection to PostgreSQL was lost during the step (%s): %s",
-                            s->tx == CMIG_TX_NONE
-                                ? "the migration is left dirty"
-                                : "its transaction committed whole or not at all; the next "
-                                  "run sees which",
-                            d);
+        return cmig_err_set(
+            err, CMIG_E_CONNECT, "the connection to PostgreSQL was lost during the step (%s): %s",
+            s->tx == CMIG_TX_NONE ? "the migration is left dirty"
+                                  : "its transaction committed whole or not at all; the next "
+                                    "run sees which",
+            d);
     }
     cmig_err_set(err, CMIG_E_MIGRATION, "%s%s", d, where);
     cmig_err_native(err, sqlstate(bad));
@@ -1425,8 +1424,8 @@ static int apply_tx_one(struct cmig_conn *c, const struct cmig_step *s, const st
                           "comment, parenthesis or statement block; refusing to run it");
         goto out;
     }
-    struct cmig_sql_chunk whole = {.text = s->sql ? s->sql : "", .len = s->len, .line = 1,
-                                   .col = 1, .first = 1};
+    struct cmig_sql_chunk whole = {
+        .text = s->sql ? s->sql : "", .len = s->len, .line = 1, .col = 1, .first = 1};
     struct sent x = {b.p, b.len, base, hist_off, &whole};
     if (run_script(c, b.p, &bad)) {
         rc = migration_fail(c, bad, &x, s, r, err);
@@ -1451,8 +1450,8 @@ static int apply_tx_chunked(struct cmig_conn *c, const struct cmig_step *s, cons
     int rc = open_text(&ss, s, err);
     if (rc)
         goto out;
-    if (!s->in_outer_tx && (rc = exec_cmd(c, "BEGIN", "cannot begin the migration's transaction",
-                                          err)))
+    if (!s->in_outer_tx &&
+        (rc = exec_cmd(c, "BEGIN", "cannot begin the migration's transaction", err)))
         goto out;
     for (;;) {
         if ((rc = cmig_sqlstream_next(&ss, CMIG_SQLSTREAM_WINDOW, &ch, err)))
@@ -1605,8 +1604,7 @@ static int apply_none(struct cmig_conn *c, const struct cmig_step *s, const stru
     for (;;) {
         if ((rc = cmig_sqlstream_next(&ss, 0, &ch, err))) {
             if (rc != CMIG_E_NOMEM)
-                cmig_err_prefix(err, "after statement %u (the migration is left dirty)",
-                                ss.stmts);
+                cmig_err_prefix(err, "after statement %u (the migration is left dirty)", ss.stmts);
             goto out;
         }
         if (!ch.n)

@@ -642,13 +642,14 @@ static int sq_quick_state(struct cmig_conn *c, const char *bundle, struct cmig_q
     (void)err;
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT b.version, b.manifest_sha256, "
-                           "(SELECT count(*) FROM cmig_history WHERE bundle = ?1), "
-                           "(SELECT coalesce(max(version), -1) FROM cmig_history WHERE bundle = ?1), "
-                           "(SELECT coalesce(max(dirty), 0) FROM cmig_history WHERE bundle = ?1) "
-                           "FROM cmig_bundles AS b WHERE b.bundle = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            c->db,
+            "SELECT b.version, b.manifest_sha256, "
+            "(SELECT count(*) FROM cmig_history WHERE bundle = ?1), "
+            "(SELECT coalesce(max(version), -1) FROM cmig_history WHERE bundle = ?1), "
+            "(SELECT coalesce(max(dirty), 0) FROM cmig_history WHERE bundle = ?1) "
+            "FROM cmig_bundles AS b WHERE b.bundle = ?1",
+            -1, &st, NULL) != SQLITE_OK) {
         /* No cmig tables yet (or unreadable): the full path decides. */
         sqlite3_finalize(st);
         return 0;
@@ -656,8 +657,7 @@ static int sq_quick_state(struct cmig_conn *c, const char *bundle, struct cmig_q
     sqlite3_bind_text(st, 1, bundle, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW && col_sha256(st, 1, out->manifest_sha256) == 0 &&
         sqlite3_column_type(st, 0) == SQLITE_TEXT) {
-        snprintf(out->version, sizeof out->version, "%s",
-                 (const char *)sqlite3_column_text(st, 0));
+        snprintf(out->version, sizeof out->version, "%s", (const char *)sqlite3_column_text(st, 0));
         out->applied = (uint64_t)sqlite3_column_int64(st, 2);
         out->last = sqlite3_column_int64(st, 3);
         out->dirty = sqlite3_column_int64(st, 4) != 0;

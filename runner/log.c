@@ -9,9 +9,9 @@
 #include "log.h"
 
 #include <fcntl.h>
-#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -182,8 +182,7 @@ static int is_secret_key(const char *key, size_t len)
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         char ch = key[i];
-        if (ch == '%' && i + 2 < len && hex_value(key[i + 1]) >= 0 &&
-            hex_value(key[i + 2]) >= 0) {
+        if (ch == '%' && i + 2 < len && hex_value(key[i + 1]) >= 0 && hex_value(key[i + 2]) >= 0) {
             ch = (char)(hex_value(key[i + 1]) * 16 + hex_value(key[i + 2]));
             i += 2;
         }

@@ -10,8 +10,8 @@
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
 struct log_field {
-    const char *key;   /* NULL ends a field list */
-    const char *str;   /* a string value, or NULL for an integer */
+    const char *key; /* NULL ends a field list */
+    const char *str; /* a string value, or NULL for an integer */
     long long num;
 };
 
@@ -20,8 +20,14 @@ static inline const char *log_nz(const char *s)
     return s ? s : "";
 }
 
-#define FS(k, v) {(k), log_nz(v), 0}
-#define FI(k, v) {(k), NULL, (long long)(v)}
+#define FS(k, v)                                                                                   \
+    {                                                                                              \
+        (k), log_nz(v), 0                                                                          \
+    }
+#define FI(k, v)                                                                                   \
+    {                                                                                              \
+        (k), NULL, (long long)(v)                                                                  \
+    }
 
 /* log_event(level, event, fields, fmt, ...): fields is a {NULL}-terminated
  * array (or NULL); the formatted text is the human message. */
@@ -34,10 +40,10 @@ void log_event(enum log_level level, const char *event, const struct log_field *
  * parenthesised macro argument, unwrapped by LOG_FIELDS_ into a local array
  * that ends with the {NULL} terminator. A statement, not an expression. */
 #define LOG_FIELDS_(...) __VA_ARGS__
-#define LOGV(level, event, fields, fmt, ...)                                                     \
-    do {                                                                                         \
-        const struct log_field log_fields_[] = {LOG_FIELDS_ fields, {NULL, NULL, 0}};            \
-        log_event(level, event, log_fields_, fmt, ##__VA_ARGS__);                                \
+#define LOGV(level, event, fields, fmt, ...)                                                       \
+    do {                                                                                           \
+        const struct log_field log_fields_[] = {LOG_FIELDS_ fields, {NULL, NULL, 0}};              \
+        log_event(level, event, log_fields_, fmt, ##__VA_ARGS__);                                  \
     } while (0)
 
 /* json: JSON lines; min_level: LOG_WARN for -q, LOG_DEBUG for -v. */

@@ -22,32 +22,33 @@ struct command {
     const char *usage;
 };
 
-#define GLOBAL_OPTIONS                                                                           \
-    "global options (each also an environment variable):\n"                                      \
-    "  --bundle FILE            the bundle (CMIG_BUNDLE)\n"                                       \
-    "  --signature FILE         its signature (CMIG_SIGNATURE; default BUNDLE.minisig)\n"         \
-    "  --trusted-key KEY        a .pub file, a directory of .pub files or a base64 key;\n"        \
-    "                           repeatable (CMIG_TRUSTED_KEYS, comma-separated)\n"               \
-    "  --database URL           postgres://..., postgresql://..., libpq key=value,\n"            \
-    "                           sqlite:PATH, sqlite:///ABS/PATH, mongodb://... (CMIG_DATABASE_URL, or\n" \
-    "                           CMIG_DATABASE_URL_FILE naming a file that holds it)\n"           \
-    "  --wait DURATION          keep retrying the connection this long (CMIG_WAIT; default 0)\n" \
-    "  --lock-timeout DURATION  wait at most this long for the migration lock\n"                 \
-    "                           (CMIG_LOCK_TIMEOUT; default 15m)\n"                              \
-    "  --statement-timeout DURATION  database statement_timeout (CMIG_STATEMENT_TIMEOUT)\n"      \
-    "  --db-lock-timeout DURATION    database lock_timeout (CMIG_DB_LOCK_TIMEOUT)\n"            \
-    "  --single-transaction     apply all pending migrations in one transaction\n"             \
-    "                           (CMIG_SINGLE_TRANSACTION=1)\n"                                   \
-    "  --strict                 an older bundle than the database is an error, not a no-op\n"   \
-    "                           (CMIG_STRICT=1)\n"                                               \
-    "  --keep-golang-migrate    keep golang-migrate's schema_migrations up to date\n"          \
-    "                           (CMIG_KEEP_GOLANG_MIGRATE=1)\n"                                  \
-    "  --log-format text|json   (CMIG_LOG_FORMAT)\n"                                             \
-    "  --termination-log FILE   failure summary file (CMIG_TERMINATION_LOG; default\n"          \
-    "                           /dev/termination-log when it exists)\n"                          \
-    "  -q, --quiet              warnings and errors only (CMIG_QUIET=1)\n"                       \
-    "  -v, --verbose            debug events too (CMIG_VERBOSE=1)\n"                             \
-    "  --insecure-skip-verify   do not check the signature; refused unless given twice or\n"    \
+#define GLOBAL_OPTIONS                                                                             \
+    "global options (each also an environment variable):\n"                                        \
+    "  --bundle FILE            the bundle (CMIG_BUNDLE)\n"                                        \
+    "  --signature FILE         its signature (CMIG_SIGNATURE; default BUNDLE.minisig)\n"          \
+    "  --trusted-key KEY        a .pub file, a directory of .pub files or a base64 key;\n"         \
+    "                           repeatable (CMIG_TRUSTED_KEYS, comma-separated)\n"                 \
+    "  --database URL           postgres://..., postgresql://..., libpq key=value,\n"              \
+    "                           sqlite:PATH, sqlite:///ABS/PATH, mongodb://... "                   \
+    "(CMIG_DATABASE_URL, or\n"                                                                     \
+    "                           CMIG_DATABASE_URL_FILE naming a file that holds it)\n"             \
+    "  --wait DURATION          keep retrying the connection this long (CMIG_WAIT; default 0)\n"   \
+    "  --lock-timeout DURATION  wait at most this long for the migration lock\n"                   \
+    "                           (CMIG_LOCK_TIMEOUT; default 15m)\n"                                \
+    "  --statement-timeout DURATION  database statement_timeout (CMIG_STATEMENT_TIMEOUT)\n"        \
+    "  --db-lock-timeout DURATION    database lock_timeout (CMIG_DB_LOCK_TIMEOUT)\n"               \
+    "  --single-transaction     apply all pending migrations in one transaction\n"                 \
+    "                           (CMIG_SINGLE_TRANSACTION=1)\n"                                     \
+    "  --strict                 an older bundle than the database is an error, not a no-op\n"      \
+    "                           (CMIG_STRICT=1)\n"                                                 \
+    "  --keep-golang-migrate    keep golang-migrate's schema_migrations up to date\n"              \
+    "                           (CMIG_KEEP_GOLANG_MIGRATE=1)\n"                                    \
+    "  --log-format text|json   (CMIG_LOG_FORMAT)\n"                                               \
+    "  --termination-log FILE   failure summary file (CMIG_TERMINATION_LOG; default\n"             \
+    "                           /dev/termination-log when it exists)\n"                            \
+    "  -q, --quiet              warnings and errors only (CMIG_QUIET=1)\n"                         \
+    "  -v, --verbose            debug events too (CMIG_VERBOSE=1)\n"                               \
+    "  --insecure-skip-verify   do not check the signature; refused unless given twice or\n"       \
     "                           with CMIG_INSECURE_SKIP_VERIFY=i-understand\n"
 
 static const struct command commands[] = {

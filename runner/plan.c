@@ -115,8 +115,8 @@ int plan_compute(struct plan *p, const struct cmig_manifest *m, const uint8_t ma
         struct cmig_semver rec;
         struct cmig_err ignored;
         cmig_err_clear(&ignored);
-        int parsed = cmig_semver_parse(&rec, h->record_version, strlen(h->record_version),
-                                       &ignored) == 0;
+        int parsed =
+            cmig_semver_parse(&rec, h->record_version, strlen(h->record_version), &ignored) == 0;
         if (strcmp(h->record_version, m->version.text) == 0) {
             if (memcmp(h->record_manifest_sha256, manifest_sha256, 32) != 0)
                 return refuse(p, err,

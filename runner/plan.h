@@ -14,9 +14,9 @@
 #include "driver.h"
 
 enum plan_verdict {
-    PLAN_OK = 0,         /* pending holds the work (maybe none) */
-    PLAN_ROLLBACK,       /* older bundle, everything it has is applied: no-op */
-    PLAN_REFUSED         /* err says why (CMIG_E_CONFLICT) */
+    PLAN_OK = 0,   /* pending holds the work (maybe none) */
+    PLAN_ROLLBACK, /* older bundle, everything it has is applied: no-op */
+    PLAN_REFUSED   /* err says why (CMIG_E_CONFLICT) */
 };
 
 struct plan {
@@ -26,9 +26,9 @@ struct plan {
     size_t n_adopt;                        /* golang-migrate adoption: recorded, not run */
     const struct cmig_migration **adopt;
     int64_t adopt_version;
-    int record_needed;    /* the per-bundle record must be written after the run */
-    int complete_after;   /* after applying pending, every bundle migration is applied */
-    size_t n_applied;     /* bundle migrations already applied */
+    int record_needed;  /* the per-bundle record must be written after the run */
+    int complete_after; /* after applying pending, every bundle migration is applied */
+    size_t n_applied;   /* bundle migrations already applied */
 };
 
 /* Computes the plan. to < 0: no --to. strict: an older bundle is refused

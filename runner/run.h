@@ -13,16 +13,16 @@
 
 /* Exit codes of cmig-run (docs/EXIT-CODES.md). */
 enum {
-    RUN_OK = 0,             /* success, including nothing to do and a rollback no-op */
+    RUN_OK = 0, /* success, including nothing to do and a rollback no-op */
     RUN_MIGRATION_FAILED = 1,
     RUN_USAGE = 2,
     RUN_BUNDLE_REFUSED = 3,
     RUN_UNREACHABLE = 4,
     RUN_LOCK_TIMEOUT = 5,
-    RUN_CONFLICT = 6,       /* dirty database, drift, history conflict */
-    RUN_INTERRUPTED = 7,    /* SIGTERM / SIGINT */
-    RUN_ERROR = 8,          /* any other error (I/O, database outside a migration, ...) */
-    RUN_PENDING = 10        /* plan --exit-code: migrations are pending */
+    RUN_CONFLICT = 6,    /* dirty database, drift, history conflict */
+    RUN_INTERRUPTED = 7, /* SIGTERM / SIGINT */
+    RUN_ERROR = 8,       /* any other error (I/O, database outside a migration, ...) */
+    RUN_PENDING = 10     /* plan --exit-code: migrations are pending */
 };
 
 #define RUNNER_VERSION "cmig-run " CMIG_VERSION

@@ -75,8 +75,8 @@ int run_fail(const struct run_config *cfg, const char *event, const struct cmig_
     if (run_interrupted && code != CMIG_E_USAGE && code != CMIG_E_VERIFY)
         code = CMIG_E_INTERRUPTED;
     const char *msg = err->msg[0] ? err->msg : "unknown error";
-    LOGV(LOG_ERROR, event, (FS("error", cmig_code_name(code)), FS("native", err->native)),
-         "%s", msg);
+    LOGV(LOG_ERROR, event, (FS("error", cmig_code_name(code)), FS("native", err->native)), "%s",
+         msg);
     char summary[CMIG_ERR_MSG_MAX + 64];
     snprintf(summary, sizeof summary, "cmig-run: %s: %s", cmig_code_name(code), msg);
     log_termination(cfg->termination_log, summary);
@@ -91,8 +91,8 @@ static int check_driver(const struct session *s, struct cmig_err *err)
         return 0;
     int both_sql = strcmp(s->m->driver, "mongodb") != 0 && strcmp(s->drv->name, "mongodb") != 0;
     if (!both_sql)
-        return cmig_err_set(err, CMIG_E_USAGE, "bundle '%s' was built for %s, not %s",
-                            s->m->name, s->m->driver, s->drv->name);
+        return cmig_err_set(err, CMIG_E_USAGE, "bundle '%s' was built for %s, not %s", s->m->name,
+                            s->m->driver, s->drv->name);
     LOGF(LOG_WARN, "bundle.driver_mismatch", "bundle '%s' was built for %s; running it on %s",
          s->m->name, s->m->driver, s->drv->name);
     return 0;
@@ -121,8 +121,7 @@ int session_bundle(struct session *s, enum bundle_depth depth, struct cmig_err *
                                                 : CMIG_OPEN_SIGNATURE_ONLY;
     if (cfg->skip_verify) {
         const char *confirm = getenv("CMIG_INSECURE_SKIP_VERIFY");
-        int confirmed = cfg->skip_verify >= 2 ||
-                        (confirm && strcmp(confirm, "i-understand") == 0);
+        int confirmed = cfg->skip_verify >= 2 || (confirm && strcmp(confirm, "i-understand") == 0);
         if (!confirmed)
             return cmig_err_set(err, CMIG_E_USAGE,
                                 "--insecure-skip-verify runs an unverified bundle: give it twice, "
@@ -162,8 +161,7 @@ int session_bundle(struct session *s, enum bundle_depth depth, struct cmig_err *
     const char *version = s->m ? s->m->version.text : claim->version;
     long long n = s->m ? (long long)s->m->n : (long long)claim->migrations;
     LOGV(LOG_DEBUG, "bundle.verified",
-         (FS("bundle", name), FS("version", version), FI("migrations", n)
-            , FS("key_id", id)),
+         (FS("bundle", name), FS("version", version), FI("migrations", n), FS("key_id", id)),
          "bundle %s %s verified (%lld migrations, key %s)", name, version, n, id);
     return 0;
 }

@@ -74,16 +74,15 @@ static unsigned rnd(unsigned n)
 }
 
 static const char *const words[] = {
-    "account", "active",  "archive", "billing", "cache",   "customer", "daily",   "delivery",
-    "draft",   "export",  "failed",  "first",   "global",  "import",   "internal", "invoice",
-    "legacy",  "monthly", "order",   "partner", "payment", "pending",  "primary", "refund",
-    "retry",   "sales",   "second",  "settled", "standard", "tax",     "usage",   "weekly",
+    "account", "active",  "archive", "billing", "cache",    "customer", "daily",    "delivery",
+    "draft",   "export",  "failed",  "first",   "global",   "import",   "internal", "invoice",
+    "legacy",  "monthly", "order",   "partner", "payment",  "pending",  "primary",  "refund",
+    "retry",   "sales",   "second",  "settled", "standard", "tax",      "usage",    "weekly",
 };
-static const char *const firsts[] = {"ada",  "alan", "grace", "linus", "ken",  "dennis",
-                                     "barbara", "edsger", "donald", "margaret", "niklaus",
-                                     "john"};
-static const char *const cities[] = {"lisbon", "oslo",  "lyon",   "porto",  "graz",
-                                     "turku",  "gent",  "bergen", "malmo",  "brno"};
+static const char *const firsts[] = {"ada",     "alan",   "grace",  "linus",    "ken",     "dennis",
+                                     "barbara", "edsger", "donald", "margaret", "niklaus", "john"};
+static const char *const cities[] = {"lisbon", "oslo", "lyon",   "porto", "graz",
+                                     "turku",  "gent", "bergen", "malmo", "brno"};
 
 static const char *word(void)
 {
@@ -214,8 +213,8 @@ static void small_migration(struct text *up, struct text *down, char *name, size
         uint64_t base = (uint64_t)v * 100000 + 50000;
         unsigned rows = (unsigned)((pad_to - up->len - down->len - 200) / 40) + 1;
         add_rows(up, table, base, rows);
-        putf(down, "DELETE FROM t_%u WHERE id >= %" PRIu64 " AND id < %" PRIu64 ";\n", table,
-             base, base + rows);
+        putf(down, "DELETE FROM t_%u WHERE id >= %" PRIu64 " AND id < %" PRIu64 ";\n", table, base,
+             base + rows);
     }
 }
 
@@ -240,7 +239,8 @@ static void seed_migration(struct text *up, struct text *down, char *name, size_
         putf(up, "INSERT INTO s_%u (id, first_name, city, email, amount, note) VALUES\n", v);
         for (unsigned i = 0; i < SEED_BATCH; i++, id++) {
             const char *f = firsts[rnd(N_OF(firsts))];
-            putf(up, "    (%" PRIu64 ", '%s', '%s', '%s.%" PRIu64 "@example.org', %u, '%s %s %s')%s\n",
+            putf(up,
+                 "    (%" PRIu64 ", '%s', '%s', '%s.%" PRIu64 "@example.org', %u, '%s %s %s')%s\n",
                  id, f, cities[rnd(N_OF(cities))], f, id, rnd(100000), word(), word(), word(),
                  i + 1 < SEED_BATCH ? "," : ";");
         }
@@ -344,25 +344,24 @@ static int write_json_set(const char *out, unsigned long n)
 
 /* ---- psql scripts ----------------------------------------------------------- */
 
-static const char HIST_DDL[] =
-    "CREATE TABLE bench_history (\n"
-    "    bundle text NOT NULL,\n"
-    "    version bigint NOT NULL,\n"
-    "    name text NOT NULL,\n"
-    "    sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),\n"
-    "    applied_at timestamptz NOT NULL DEFAULT now(),\n"
-    "    execution_ms bigint,\n"
-    "    bundle_version text,\n"
-    "    runner_version text,\n"
-    "    dirty boolean NOT NULL DEFAULT false,\n"
-    "    PRIMARY KEY (bundle, version)\n"
-    ");\n"
-    "CREATE TABLE bench_bundles (\n"
-    "    bundle text PRIMARY KEY,\n"
-    "    version text NOT NULL,\n"
-    "    manifest_sha256 text NOT NULL,\n"
-    "    updated_at timestamptz NOT NULL DEFAULT now()\n"
-    ");\n";
+static const char HIST_DDL[] = "CREATE TABLE bench_history (\n"
+                               "    bundle text NOT NULL,\n"
+                               "    version bigint NOT NULL,\n"
+                               "    name text NOT NULL,\n"
+                               "    sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),\n"
+                               "    applied_at timestamptz NOT NULL DEFAULT now(),\n"
+                               "    execution_ms bigint,\n"
+                               "    bundle_version text,\n"
+                               "    runner_version text,\n"
+                               "    dirty boolean NOT NULL DEFAULT false,\n"
+                               "    PRIMARY KEY (bundle, version)\n"
+                               ");\n"
+                               "CREATE TABLE bench_bundles (\n"
+                               "    bundle text PRIMARY KEY,\n"
+                               "    version text NOT NULL,\n"
+                               "    manifest_sha256 text NOT NULL,\n"
+                               "    updated_at timestamptz NOT NULL DEFAULT now()\n"
+                               ");\n";
 
 static void hist_insert(FILE *f, unsigned v, const char *name, const char *hex)
 {
@@ -497,8 +496,8 @@ int main(int argc, char **argv)
     }
     close_script(each);
     close_script(single);
-    printf("migrations=%lu bytes=%" PRIu64 " seeds=%u largest=%" PRIu64 "\n", n, bytes,
-           seeds_done, largest);
+    printf("migrations=%lu bytes=%" PRIu64 " seeds=%u largest=%" PRIu64 "\n", n, bytes, seeds_done,
+           largest);
     free(up.p);
     free(down.p);
     free(dbmate.p);

@@ -42,8 +42,8 @@ int main(int argc, char **argv)
     }
     mongoc_client_set_error_api(cl, MONGOC_ERROR_API_VERSION_2);
     const char *db = mongoc_uri_get_database(uri);
-    mongoc_collection_t *coll =
-        mongoc_client_get_collection(cl, db ? db : "test", record ? "cmig_bundles" : "cmig_history");
+    mongoc_collection_t *coll = mongoc_client_get_collection(
+        cl, db ? db : "test", record ? "cmig_bundles" : "cmig_history");
     bson_t *filter = BCON_NEW("bundle", BCON_UTF8(argv[2]));
     bson_t *opts = BCON_NEW("batchSize", BCON_INT32(100000), "projection", "{", "_id",
                             BCON_INT32(0), "version", BCON_INT32(1), "dirty", BCON_INT32(1), "}");

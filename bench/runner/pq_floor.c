@@ -25,7 +25,8 @@ static const char Q_HISTORY[] =
     "SELECT version, name, sha256, dirty, floor(extract(epoch FROM applied_at))::bigint, "
     "execution_ms, bundle_version, runner_version FROM cmig_history WHERE bundle = $1 "
     "ORDER BY version";
-static const char Q_RECORD[] = "SELECT version, manifest_sha256 FROM cmig_bundles WHERE bundle = $1";
+static const char Q_RECORD[] =
+    "SELECT version, manifest_sha256 FROM cmig_bundles WHERE bundle = $1";
 
 int main(int argc, char **argv)
 {

@@ -21,7 +21,8 @@ int main(int argc, char **argv)
     int rc = 1;
     if (sqlite3_open_v2(argv[1], &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
         goto out;
-    if (sqlite3_prepare_v2(db, "SELECT version, manifest_sha256 FROM cmig_bundles WHERE bundle = ?1",
+    if (sqlite3_prepare_v2(db,
+                           "SELECT version, manifest_sha256 FROM cmig_bundles WHERE bundle = ?1",
                            -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_text(st, 1, argv[2], -1, SQLITE_STATIC);

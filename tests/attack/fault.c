@@ -63,7 +63,7 @@ static _Alignas(16) unsigned char early[8192];
 static size_t early_used;
 static int resolving;
 
-static int armed;              /* set by the constructor */
+static int armed; /* set by the constructor */
 static unsigned long alloc_fail_at, allocs;
 static int alloc_fail_after;
 static char io_call[16];
@@ -129,7 +129,8 @@ static int alloc_fails(void)
     if (!armed)
         return 0;
     allocs++;
-    if (alloc_fail_at && (allocs == alloc_fail_at || (alloc_fail_after && allocs > alloc_fail_at))) {
+    if (alloc_fail_at &&
+        (allocs == alloc_fail_at || (alloc_fail_after && allocs > alloc_fail_at))) {
         int first = allocs == alloc_fail_at;
         fired++;
         if (first) {

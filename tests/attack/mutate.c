@@ -55,8 +55,8 @@
 
 #define MAX_JOBS 16
 #define SHOW_MAX 6
-#define TAIL_BIG ((1u << 20) + 1)  /* past the 1 MiB read-into-memory size */
-#define SIG_TAIL_BIG (16384 + 1)   /* past the signature file's cap */
+#define TAIL_BIG ((1u << 20) + 1) /* past the 1 MiB read-into-memory size */
+#define SIG_TAIL_BIG (16384 + 1)  /* past the signature file's cap */
 
 extern char **environ;
 
@@ -70,8 +70,8 @@ enum dest { D_SQLITE, D_PG };
 struct mutation {
     enum kind kind;
     enum file file;
-    size_t off;      /* K_BYTE: offset; K_TRUNC: new length; K_TAIL: tail index */
-    uint8_t val;     /* K_BYTE: the new byte */
+    size_t off;  /* K_BYTE: offset; K_TRUNC: new length; K_TAIL: tail index */
+    uint8_t val; /* K_BYTE: the new byte */
 };
 
 struct blob {
@@ -88,10 +88,10 @@ struct tail {
 /* What one phase expects and saw. */
 struct phase {
     const char *name;
-    int may_accept;        /* the signed part is intact: exit 0 allowed */
-    int record;            /* the control: its database is the good one */
+    int may_accept; /* the signed part is intact: exit 0 allowed */
+    int record;     /* the control: its database is the good one */
     const char *pg_url;
-    size_t pg_every;       /* PostgreSQL gets every Nth copy (SQLite all) */
+    size_t pg_every; /* PostgreSQL gets every Nth copy (SQLite all) */
     unsigned started_sqlite, started_pg;
     unsigned runs, refused, accepted, bad, created;
     unsigned pg_accepted;
@@ -410,8 +410,7 @@ static void log_counts(long from, unsigned *conns, unsigned *stmts)
 
 struct slot {
     pid_t pid;
-    char dir[512], bundle[560], sig[580], db[560], sqlite_url[600], err[560], out[560],
-        term[560];
+    char dir[512], bundle[560], sig[580], db[560], sqlite_url[600], err[560], out[560], term[560];
     struct mutation m;
     enum dest dest;
     struct phase *ph;
@@ -474,9 +473,17 @@ static void start(struct slot *s, const struct mutation *m, enum dest d, struct 
     int err = open(s->err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0 || err < 0)
         die("cannot create the output files in '%s'", s->dir);
-    char *argv[] = {(char *)cfg.run,  "--bundle",          s->bundle, "--trusted-key",
-                    (char *)cfg.pubkey, "--database",      (char *)url, "--termination-log",
-                    s->term,          "up",                NULL};
+    char *argv[] = {(char *)cfg.run,
+                    "--bundle",
+                    s->bundle,
+                    "--trusted-key",
+                    (char *)cfg.pubkey,
+                    "--database",
+                    (char *)url,
+                    "--termination-log",
+                    s->term,
+                    "up",
+                    NULL};
     pid_t pid = fork();
     if (pid < 0)
         die("fork: %s", strerror(errno));
@@ -671,7 +678,8 @@ static void control(void)
     run_phase(&ph, &none, 1);
     unsigned conns, stmts;
     log_counts(mark, &conns, &stmts);
-    report(ph.hist[0] == 2 && ph.bad == 0 && good_fingerprint[0] && strstr(good_fingerprint, "|42|"),
+    report(ph.hist[0] == 2 && ph.bad == 0 && good_fingerprint[0] &&
+               strstr(good_fingerprint, "|42|"),
            "control: the untouched bundle is applied (SQLite: %s; PostgreSQL: exit %s)",
            good_fingerprint, ph.hist[0] == 2 ? "0" : "not 0");
     report(conns >= 1 && stmts >= 1,
@@ -719,10 +727,9 @@ static void bundle_phase(void)
 
 static void sig_phases(void)
 {
-    struct phase strict = {.name = "signature", .pg_url = cfg.pg_refused,
-                           .pg_every = cfg.pg_every};
-    struct phase loose = {.name = "signature, signed part intact", .may_accept = 1,
-                          .pg_url = cfg.pg_comment};
+    struct phase strict = {.name = "signature", .pg_url = cfg.pg_refused, .pg_every = cfg.pg_every};
+    struct phase loose = {
+        .name = "signature, signed part intact", .may_accept = 1, .pg_url = cfg.pg_comment};
     char want[1024], got[1024];
     if (signed_part(sig.p, sig.n, want, sizeof want) != 0)
         die("the good signature file does not have four lines");
@@ -801,8 +808,9 @@ static void sig_phases(void)
 /* Only what the sanitizers and a locale need reaches cmig-run. */
 static void make_env(void)
 {
-    static const char *const keep[] = {"PATH=", "HOME=", "TMPDIR=", "LD_LIBRARY_PATH=",
-                                       "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
+    static const char *const keep[] = {
+        "PATH=",         "HOME=",          "TMPDIR=",      "LD_LIBRARY_PATH=",
+        "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
     size_t n = 0, cap = 16;
     child_env = calloc(cap + 1, sizeof *child_env);
     if (!child_env)
@@ -816,32 +824,55 @@ static void make_env(void)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"run", required_argument, NULL, 'r'},      {"bundle", required_argument, NULL, 'b'},
-        {"pubkey", required_argument, NULL, 'k'},   {"dir", required_argument, NULL, 'd'},
-        {"pg-good", required_argument, NULL, 'G'},  {"pg-refused", required_argument, NULL, 'R'},
+        {"run", required_argument, NULL, 'r'},        {"bundle", required_argument, NULL, 'b'},
+        {"pubkey", required_argument, NULL, 'k'},     {"dir", required_argument, NULL, 'd'},
+        {"pg-good", required_argument, NULL, 'G'},    {"pg-refused", required_argument, NULL, 'R'},
         {"pg-comment", required_argument, NULL, 'C'}, {"pg-log", required_argument, NULL, 'L'},
-        {"jobs", required_argument, NULL, 'j'},     {"stride", required_argument, NULL, 's'},
-        {"pg-every", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0}};
+        {"jobs", required_argument, NULL, 'j'},       {"stride", required_argument, NULL, 's'},
+        {"pg-every", required_argument, NULL, 'P'},   {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'r': cfg.run = optarg; break;
-        case 'b': cfg.bundle_path = optarg; break;
-        case 'k': cfg.pubkey = optarg; break;
-        case 'd': cfg.dir = optarg; break;
-        case 'G': cfg.pg_good = optarg; break;
-        case 'R': cfg.pg_refused = optarg; break;
-        case 'C': cfg.pg_comment = optarg; break;
-        case 'L': cfg.pg_log = optarg; break;
-        case 'j': cfg.jobs = atoi(optarg); break;
-        case 's': cfg.stride = (size_t)strtoul(optarg, NULL, 10); break;
-        case 'P': cfg.pg_every = (size_t)strtoul(optarg, NULL, 10); break;
-        default: return 2;
+        case 'r':
+            cfg.run = optarg;
+            break;
+        case 'b':
+            cfg.bundle_path = optarg;
+            break;
+        case 'k':
+            cfg.pubkey = optarg;
+            break;
+        case 'd':
+            cfg.dir = optarg;
+            break;
+        case 'G':
+            cfg.pg_good = optarg;
+            break;
+        case 'R':
+            cfg.pg_refused = optarg;
+            break;
+        case 'C':
+            cfg.pg_comment = optarg;
+            break;
+        case 'L':
+            cfg.pg_log = optarg;
+            break;
+        case 'j':
+            cfg.jobs = atoi(optarg);
+            break;
+        case 's':
+            cfg.stride = (size_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'P':
+            cfg.pg_every = (size_t)strtoul(optarg, NULL, 10);
+            break;
+        default:
+            return 2;
         }
     }
     if (!cfg.run || !cfg.bundle_path || !cfg.pubkey || !cfg.dir || !cfg.pg_good ||
-        !cfg.pg_refused || !cfg.pg_comment || !cfg.pg_log || cfg.jobs < 1 || cfg.stride < 1 || cfg.pg_every < 1 ||
-        cfg.jobs > MAX_JOBS) {
+        !cfg.pg_refused || !cfg.pg_comment || !cfg.pg_log || cfg.jobs < 1 || cfg.stride < 1 ||
+        cfg.pg_every < 1 || cfg.jobs > MAX_JOBS) {
         fprintf(stderr, "usage: mutate --run CMIG_RUN --bundle GOOD.cmig --pubkey K.pub --dir "
                         "WORKDIR --pg-good URL --pg-refused URL --pg-comment URL --pg-log FILE "
                         "[--jobs N] [--stride K] [--pg-every K]\n");

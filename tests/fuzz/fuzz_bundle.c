@@ -47,14 +47,14 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum mode {
-    MODE_CLAIM,      /* the trusted comment cmig-bundle would sign */
-    MODE_UNTRUSTED,  /* the same, with the line as the untrusted comment */
-    MODE_TCOMMENT,   /* the line is the trusted comment */
-    MODE_CLAIM_OFF,  /* one field of the claim changed (p1 picks it) */
-    MODE_SIG_FLIP,   /* one byte of the signature file changed (p1, p2) */
-    MODE_FILE_FLIP,  /* one byte of the bundle changed after signing */
-    MODE_OTHER_KEY,  /* signed by the ring's other key (p1 odd) or by a stranger */
-    MODE_APPENDED    /* bytes appended to the bundle after signing */
+    MODE_CLAIM,     /* the trusted comment cmig-bundle would sign */
+    MODE_UNTRUSTED, /* the same, with the line as the untrusted comment */
+    MODE_TCOMMENT,  /* the line is the trusted comment */
+    MODE_CLAIM_OFF, /* one field of the claim changed (p1 picks it) */
+    MODE_SIG_FLIP,  /* one byte of the signature file changed (p1, p2) */
+    MODE_FILE_FLIP, /* one byte of the bundle changed after signing */
+    MODE_OTHER_KEY, /* signed by the ring's other key (p1 odd) or by a stranger */
+    MODE_APPENDED   /* bytes appended to the bundle after signing */
 };
 
 enum open_kind { OPEN_FULL, OPEN_MANIFEST_ONLY, OPEN_SIGNATURE_ONLY };
@@ -211,8 +211,7 @@ struct unsigned_view {
     struct cmig_claim own;
 };
 
-static void open_unsigned(struct unsigned_view *v, const char *path,
-                          const struct cmig_limits *lim)
+static void open_unsigned(struct unsigned_view *v, const char *path, const struct cmig_limits *lim)
 {
     static struct cmig_err err;
     struct cmig_bundle *b = NULL;
@@ -253,12 +252,21 @@ static void claim_off(struct cmig_claim *c, unsigned p)
         break;
     }
     case 1:
-        snprintf(c->version, sizeof c->version, "%s", strcmp(c->version, "1.2.3") ? "1.2.3" : "1.2.4");
+        snprintf(c->version, sizeof c->version, "%s",
+                 strcmp(c->version, "1.2.3") ? "1.2.3" : "1.2.4");
         break;
-    case 2: c->manifest_sha256[(p >> 3) % 32] ^= (uint8_t)(1u << (p % 8)); break;
-    case 3: c->migrations++; break;
-    case 4: c->last = c->last == -1 ? 1 : c->last - 1; break;
-    default: c->format_version = 2; break;
+    case 2:
+        c->manifest_sha256[(p >> 3) % 32] ^= (uint8_t)(1u << (p % 8));
+        break;
+    case 3:
+        c->migrations++;
+        break;
+    case 4:
+        c->last = c->last == -1 ? 1 : c->last - 1;
+        break;
+    default:
+        c->format_version = 2;
+        break;
     }
 }
 
@@ -274,7 +282,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned ctl = data[0], p1 = data[1], p2 = data[2];
     enum mode mode = (enum mode)(ctl & 7);
     enum open_kind kind = (enum open_kind)(((ctl >> 3) & 3) % 3);
-    const uint8_t *nl = memchr(data + 3, '\n', size - 3 < LINE_MAX_BYTES ? size - 3 : LINE_MAX_BYTES);
+    const uint8_t *nl =
+        memchr(data + 3, '\n', size - 3 < LINE_MAX_BYTES ? size - 3 : LINE_MAX_BYTES);
     if (!nl)
         return 0;
     size_t line_len = (size_t)(nl - (data + 3));
@@ -411,8 +420,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sig_ok = sig_intact && file_intact && tc_ok && signed_claim.format_version == 1;
     int names_ok = sig_ok && uv.manifest_ok && strcmp(signed_claim.name, uv.own.name) == 0 &&
                    strcmp(signed_claim.version, uv.own.version) == 0 &&
-                   signed_claim.migrations == uv.own.migrations &&
-                   signed_claim.last == uv.own.last;
+                   signed_claim.migrations == uv.own.migrations && signed_claim.last == uv.own.last;
     int hash_ok = memcmp(signed_claim.manifest_sha256, uv.own.manifest_sha256, 32) == 0;
     /* A bundle read once into memory is covered by the file signature as
      * parsed; a manifest-only open then takes the signed hash as it is
@@ -424,8 +432,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned flags = kind == OPEN_MANIFEST_ONLY    ? CMIG_OPEN_MANIFEST_ONLY
                      : kind == OPEN_SIGNATURE_ONLY ? CMIG_OPEN_SIGNATURE_ONLY
                                                    : 0;
-    struct cmig_open_opts o = {.keys = &ring, .sig_path = sig_path, .flags = flags,
-                               .limits = &lim};
+    struct cmig_open_opts o = {.keys = &ring, .sig_path = sig_path, .flags = flags, .limits = &lim};
     struct cmig_bundle *b = NULL;
     cmig_err_clear(&err);
     int rc = cmig_bundle_open(&b, path, &o, &err);

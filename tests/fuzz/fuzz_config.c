@@ -43,8 +43,7 @@ extern char **environ;
 
 static const char *const string_vars[] = {"CMIG_BUNDLE", "CMIG_SIGNATURE", "CMIG_TERMINATION_LOG"};
 static const char *const switch_vars[] = {"CMIG_SINGLE_TRANSACTION", "CMIG_STRICT",
-                                          "CMIG_KEEP_GOLANG_MIGRATE", "CMIG_QUIET",
-                                          "CMIG_VERBOSE"};
+                                          "CMIG_KEEP_GOLANG_MIGRATE", "CMIG_QUIET", "CMIG_VERBOSE"};
 static const char *const duration_vars[] = {"CMIG_WAIT", "CMIG_LOCK_TIMEOUT",
                                             "CMIG_STATEMENT_TIMEOUT", "CMIG_DB_LOCK_TIMEOUT"};
 static const char *const duration_opts[] = {"--wait", "--lock-timeout", "--statement-timeout",
@@ -324,8 +323,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (full.rc) {
         if (env_url && strlen(env_url) >= 6 && !said_elsewhere(env_url, argc, args, env_rec, n_env))
             REQUIRE(!strstr(full.err.msg, env_url));
-        if (file_used && url_file_len >= 6 &&
-            !said_elsewhere(url_file, argc, args, env_rec, n_env))
+        if (file_used && url_file_len >= 6 && !said_elsewhere(url_file, argc, args, env_rec, n_env))
             REQUIRE(!strstr(full.err.msg, url_file));
     }
     if (bare.rc) {
@@ -385,7 +383,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(same_str(f->database_url, env_url));
     } else if (file_used) {
         size_t n = url_file_len;
-        while (n > 0 && (url_file[n - 1] == '\n' || url_file[n - 1] == '\r' || url_file[n - 1] == ' '))
+        while (n > 0 &&
+               (url_file[n - 1] == '\n' || url_file[n - 1] == '\r' || url_file[n - 1] == ' '))
             n--;
         REQUIRE(url_file_len <= URL_FILE_MAX);
         REQUIRE(f->database_url && strlen(f->database_url) == n &&

@@ -20,7 +20,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     static struct cmig_sig sig; /* ~9 KiB: keep it off the stack */
     const char *text = (const char *)data;
     struct cmig_pubkey pub;

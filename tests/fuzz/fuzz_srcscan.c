@@ -158,8 +158,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int is_dir = name_len > 1 && name_end[-1] == '/';
         if (is_dir)
             name_len--;
-        int usable = name_len > 0 && name_len <= NAME_MAX_BYTES && p[0] != '.' &&
-                     !memchr(p, '/', name_len);
+        int usable =
+            name_len > 0 && name_len <= NAME_MAX_BYTES && p[0] != '.' && !memchr(p, '/', name_len);
         if (usable) {
             struct made *m = &made[n_made];
             memcpy(m->name, p, name_len);

@@ -20,7 +20,7 @@
 #define REQUIRE(c)                                                                                 \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #c);            \
+            fprintf(stderr, "%s:%d: property violated: %s\n", __FILE__, __LINE__, #c);             \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

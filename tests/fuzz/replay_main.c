@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Reads a whole regular file into a malloc'd buffer of exactly its size,
  * so that a read past the end is caught by the sanitizers. */
-static int read_input(int dirfd, const char *name, uint8_t **data, size_t *size) {
+static int read_input(int dirfd, const char *name, uint8_t **data, size_t *size)
+{
     struct stat st;
     size_t got = 0;
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -53,7 +54,8 @@ static int read_input(int dirfd, const char *name, uint8_t **data, size_t *size)
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const char *dir = argc > 1 ? argv[1] : "";
     DIR *d = opendir(dir);
     struct dirent *e;

@@ -71,8 +71,7 @@ static int want(void *ctx, const struct cmig_migration *m, int is_down)
 /* Steps the expectation over files want() left out, up to (m, is_down). */
 static void skip_unwanted(struct expect *x, const struct cmig_migration *m, int is_down)
 {
-    while (x->mig < x->m->n &&
-           !(&x->m->migrations[x->mig] == m && x->is_down == is_down)) {
+    while (x->mig < x->m->n && !(&x->m->migrations[x->mig] == m && x->is_down == is_down)) {
         const struct cmig_migration *cur = &x->m->migrations[x->mig];
         REQUIRE(!want(x, cur, x->is_down)); /* only unwanted files may be missing */
         expect_next(x, cur, x->is_down);
@@ -147,8 +146,8 @@ static size_t wanted_files(struct expect *x)
 /* Runs both walks over an open bundle and checks them: every file whole
  * through each_file, then the files skip_mask leaves in through
  * each_content, read back in pieces drawn from the input. */
-static void check_walks(struct cmig_bundle *b, unsigned skip_mask, const uint8_t *data,
-                        size_t size, uint64_t whole_max)
+static void check_walks(struct cmig_bundle *b, unsigned skip_mask, const uint8_t *data, size_t size,
+                        uint64_t whole_max)
 {
     static struct cmig_err err; /* 1 KiB message: keep it off the stack */
     struct expect x;

@@ -27,13 +27,15 @@
 
 #define FILE_MAX (UINT64_C(1) << 40)
 
-static int fail(const struct cmig_err *err, int status) {
+static int fail(const struct cmig_err *err, int status)
+{
     fprintf(stderr, "sigtool: error: %s\n", err->msg);
     return status;
 }
 
 static int write_file(const char *path, const char *data, size_t len, int mode,
-                      struct cmig_err *err) {
+                      struct cmig_err *err)
+{
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     size_t done = 0;
     int rc = 0;
@@ -55,7 +57,8 @@ static int write_file(const char *path, const char *data, size_t len, int mode,
     return rc;
 }
 
-static int cmd_genkey(int argc, char **argv) {
+static int cmd_genkey(int argc, char **argv)
+{
     struct cmig_err err;
     struct cmig_seckey *k = NULL;
     struct cmig_pubkey pub;
@@ -91,7 +94,8 @@ out:
     return status ? fail(&err, status) : 0;
 }
 
-static int prehash_path(const char *path, uint8_t hash[CMIG_PREHASH_BYTES], struct cmig_err *err) {
+static int prehash_path(const char *path, uint8_t hash[CMIG_PREHASH_BYTES], struct cmig_err *err)
+{
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int rc;
 
@@ -102,7 +106,8 @@ static int prehash_path(const char *path, uint8_t hash[CMIG_PREHASH_BYTES], stru
     return rc;
 }
 
-static int cmd_sign(int argc, char **argv) {
+static int cmd_sign(int argc, char **argv)
+{
     struct cmig_err err;
     struct cmig_seckey *k = NULL;
     uint8_t hash[CMIG_PREHASH_BYTES];
@@ -152,7 +157,8 @@ out:
     return status ? fail(&err, status) : 0;
 }
 
-static int cmd_verify(int argc, char **argv) {
+static int cmd_verify(int argc, char **argv)
+{
     struct cmig_err err;
     struct cmig_pubkey pub;
     struct cmig_sig sig;
@@ -181,7 +187,8 @@ static int cmd_verify(int argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc >= 2 && strcmp(argv[1], "genkey") == 0)
         return cmd_genkey(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "sign") == 0)

@@ -200,8 +200,7 @@ static int write_hostile(const char *path, const struct cmig_manifest *m, const 
         goto out;
     int r = cmig_prehash_fd(fd, UINT64_MAX, prehash, NULL, path, &err);
     close(fd);
-    if (r ||
-        (cmig_claim_of(&claim, m, sha), cmig_trusted_comment_format(tc, sizeof tc, &claim)) ||
+    if (r || (cmig_claim_of(&claim, m, sha), cmig_trusted_comment_format(tc, sizeof tc, &claim)) ||
         cmig_sig_create(key1, prehash, NULL, tc, &sig, &sig_len, &err))
         goto out;
     snprintf(sig_path, sizeof sig_path, "%s.minisig", path);
@@ -795,7 +794,8 @@ TEST(each_content_streams_large_files)
             int want_streamed = 0;
             for (size_t i = 0; i < m->n; i++) {
                 want_streamed += m->migrations[i].up.size > whole_max;
-                want_streamed += m->migrations[i].down.path && m->migrations[i].down.size > whole_max;
+                want_streamed +=
+                    m->migrations[i].down.path && m->migrations[i].down.size > whole_max;
             }
             struct stream_check k = {0};
             CHECK_EQ_INT(cmig_bundle_each_content(b, NULL, stream_fn, &k, &err), 0);
@@ -1041,7 +1041,7 @@ TEST(trusted_comment_has_one_spelling)
         "0000000000000000000000000000000000000000000000000000000000000000 migrations=0 last=-1 "
         "format=1",
     };
-    static const char *const bad[] = {"last=-0", "last=04", "last=-01", "last=-2",
+    static const char *const bad[] = {"last=-0",       "last=04",       "last=-01",  "last=-2",
                                       "migrations=04", "migrations=-1", "format=01", "format=0"};
     struct cmig_claim c;
     struct cmig_err err;

@@ -47,12 +47,14 @@ enum {
 
 static char tmpdir[256];
 
-static void put_le64(uint8_t *p, uint64_t v) {
+static void put_le64(uint8_t *p, uint64_t v)
+{
     for (int i = 0; i < 8; i++, v >>= 8)
         p[i] = (uint8_t)v;
 }
 
-static void checksum(uint8_t *blob) {
+static void checksum(uint8_t *blob)
+{
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, 32);
     crypto_generichash_update(&st, blob, 2);
@@ -62,7 +64,8 @@ static void checksum(uint8_t *blob) {
 }
 
 /* A fresh unencrypted blob with a real checksum. */
-static void make_blob(uint8_t blob[BLOB]) {
+static void make_blob(uint8_t blob[BLOB])
+{
     uint8_t pk[32];
     memset(blob, 0, BLOB);
     memcpy(blob, "Ed", 2);
@@ -73,7 +76,8 @@ static void make_blob(uint8_t blob[BLOB]) {
 }
 
 /* Encrypts blob the way minisign does, with the given limits. */
-static void encrypt_blob(uint8_t blob[BLOB], const char *pw, uint64_t ops, uint64_t mem) {
+static void encrypt_blob(uint8_t blob[BLOB], const char *pw, uint64_t ops, uint64_t mem)
+{
     uint8_t stream[BLOB - O_KEYNUM];
     memcpy(blob + O_KDF, "Sc", 2);
     randombytes_buf(blob + O_SALT, 32);
@@ -87,7 +91,8 @@ static void encrypt_blob(uint8_t blob[BLOB], const char *pw, uint64_t ops, uint6
         blob[O_KEYNUM + i] ^= stream[i];
 }
 
-static char *key_text(const uint8_t blob[BLOB]) {
+static char *key_text(const uint8_t blob[BLOB])
+{
     static char text[512];
     char b64[256];
     sodium_bin2base64(b64, sizeof b64, blob, BLOB, sodium_base64_VARIANT_ORIGINAL);
@@ -95,7 +100,8 @@ static char *key_text(const uint8_t blob[BLOB]) {
     return text;
 }
 
-static int key_blob(uint8_t blob[BLOB], const char *text) {
+static int key_blob(uint8_t blob[BLOB], const char *text)
+{
     const char *nl = strchr(text, '\n');
     size_t got = 0;
     if (!nl)
@@ -107,13 +113,15 @@ static int key_blob(uint8_t blob[BLOB], const char *text) {
                : -1;
 }
 
-static int parse_pub(const char *text, struct cmig_err *err) {
+static int parse_pub(const char *text, struct cmig_err *err)
+{
     struct cmig_pubkey k;
     cmig_err_clear(err);
     return cmig_pubkey_parse(&k, text, strlen(text), "k.pub", err);
 }
 
-static int write_file(const char *path, const void *data, size_t len) {
+static int write_file(const char *path, const void *data, size_t len)
+{
     FILE *f = fopen(path, "wb");
     if (!f)
         return -1;
@@ -121,7 +129,8 @@ static int write_file(const char *path, const void *data, size_t len) {
     return (fclose(f) == 0 && w == len) ? 0 : -1;
 }
 
-TEST(keyid_hex_is_minisign_spelling) {
+TEST(keyid_hex_is_minisign_spelling)
+{
     char hex[17];
     cmig_keyid_hex(W_ID, hex);
     CHECK_STR(hex, "404535573F091AAC");
@@ -130,7 +139,8 @@ TEST(keyid_hex_is_minisign_spelling) {
     CHECK_STR(hex, "0000000000000001");
 }
 
-TEST(pubkey_parse_minisign_file) {
+TEST(pubkey_parse_minisign_file)
+{
     struct cmig_pubkey k;
     struct cmig_err err;
     cmig_err_clear(&err);
@@ -138,7 +148,8 @@ TEST(pubkey_parse_minisign_file) {
     CHECK(memcmp(k.id, W_ID, 8) == 0);
 }
 
-TEST(pubkey_parse_bare_string) {
+TEST(pubkey_parse_bare_string)
+{
     struct cmig_pubkey a, b;
     struct cmig_err err;
     cmig_err_clear(&err);
@@ -151,7 +162,8 @@ TEST(pubkey_parse_bare_string) {
     CHECK(memcmp(&a, &b, sizeof a) == 0);
 }
 
-TEST(pubkey_parse_crlf_and_missing_final_newline) {
+TEST(pubkey_parse_crlf_and_missing_final_newline)
+{
     struct cmig_err err;
     char crlf[256];
     snprintf(crlf, sizeof crlf, "untrusted comment: x\r\n%s\r\n", W_PUB_B64);
@@ -160,7 +172,8 @@ TEST(pubkey_parse_crlf_and_missing_final_newline) {
     CHECK_EQ_INT(parse_pub(crlf, &err), 0);
 }
 
-TEST(pubkey_format_matches_minisign) {
+TEST(pubkey_format_matches_minisign)
+{
     struct cmig_pubkey k;
     struct cmig_err err;
     char buf[256];
@@ -182,7 +195,8 @@ TEST(pubkey_format_matches_minisign) {
     CHECK(memcmp(back.id, k.id, sizeof k.id) == 0);
 }
 
-TEST(pubkey_parse_rejects_malformed) {
+TEST(pubkey_parse_rejects_malformed)
+{
     struct cmig_err err;
     char buf[8192];
     const char *bad[] = {
@@ -227,7 +241,8 @@ TEST(pubkey_parse_rejects_malformed) {
     CHECK_CONTAINS(err.msg, "larger than 4096 bytes");
 }
 
-TEST(pubkey_load_file) {
+TEST(pubkey_load_file)
+{
     struct cmig_pubkey k;
     struct cmig_err err;
     char path[512];
@@ -245,7 +260,8 @@ TEST(pubkey_load_file) {
     CHECK_CONTAINS(err.msg, "not a regular file");
 }
 
-TEST(keyring_add_find_dedupe) {
+TEST(keyring_add_find_dedupe)
+{
     struct cmig_keyring ring = {0, NULL};
     struct cmig_pubkey a, b;
     struct cmig_err err;
@@ -267,7 +283,8 @@ TEST(keyring_add_find_dedupe) {
     cmig_keyring_free(&ring);
 }
 
-TEST(seckey_minisign_unencrypted_zero_checksum) {
+TEST(seckey_minisign_unencrypted_zero_checksum)
+{
     struct cmig_seckey *k = NULL;
     struct cmig_pubkey from_sk, from_pub;
     struct cmig_err err;
@@ -289,7 +306,8 @@ TEST(seckey_minisign_unencrypted_zero_checksum) {
     cmig_seckey_free(k);
 }
 
-TEST(seckey_unencrypted_roundtrip) {
+TEST(seckey_unencrypted_roundtrip)
+{
     struct cmig_seckey *k = NULL, *k2 = NULL;
     struct cmig_pubkey p1, p2;
     struct cmig_err err;
@@ -324,7 +342,8 @@ TEST(seckey_unencrypted_roundtrip) {
     cmig_seckey_free(k2);
 }
 
-TEST(seckey_damaged_checksum_refused) {
+TEST(seckey_damaged_checksum_refused)
+{
     struct cmig_seckey *k = NULL;
     struct cmig_err err;
     uint8_t blob[BLOB];
@@ -337,7 +356,8 @@ TEST(seckey_damaged_checksum_refused) {
     CHECK(k == NULL);
 }
 
-TEST(seckey_inconsistent_public_half_refused) {
+TEST(seckey_inconsistent_public_half_refused)
+{
     struct cmig_seckey *k = NULL;
     struct cmig_err err;
     uint8_t blob[BLOB];
@@ -350,7 +370,8 @@ TEST(seckey_inconsistent_public_half_refused) {
     CHECK_CONTAINS(err.msg, "public half does not match");
 }
 
-TEST(seckey_encrypted_small_limits) {
+TEST(seckey_encrypted_small_limits)
+{
     struct cmig_seckey *k = NULL;
     struct cmig_pubkey pub;
     struct cmig_err err;
@@ -386,7 +407,8 @@ TEST(seckey_encrypted_small_limits) {
     CHECK_CONTAINS(err.msg, "no password");
 }
 
-TEST(seckey_hostile_scrypt_limits_refused_before_scrypt) {
+TEST(seckey_hostile_scrypt_limits_refused_before_scrypt)
+{
     struct cmig_seckey *k = NULL;
     struct cmig_err err;
     uint8_t blob[BLOB];
@@ -412,7 +434,8 @@ TEST(seckey_hostile_scrypt_limits_refused_before_scrypt) {
     }
 }
 
-TEST(seckey_rejects_malformed) {
+TEST(seckey_rejects_malformed)
+{
     struct cmig_seckey *k = NULL;
     struct cmig_err err;
     uint8_t blob[BLOB];
@@ -466,7 +489,8 @@ TEST(seckey_rejects_malformed) {
 }
 
 /* The one test that pays for minisign's own scrypt limits (1 GiB). */
-TEST(seckey_encrypted_roundtrip_minisign_limits) {
+TEST(seckey_encrypted_roundtrip_minisign_limits)
+{
     struct cmig_seckey *k = NULL, *k2 = NULL;
     struct cmig_pubkey p1, p2;
     struct cmig_err err;
@@ -498,7 +522,8 @@ TEST(seckey_encrypted_roundtrip_minisign_limits) {
     cmig_seckey_free(k2);
 }
 
-TEST(secret_read_file_caps_and_nofollow) {
+TEST(secret_read_file_caps_and_nofollow)
+{
     struct cmig_err err;
     char path[512], link[512], *text = NULL;
     size_t len = 99;
@@ -540,7 +565,8 @@ TEST(secret_read_file_caps_and_nofollow) {
     CHECK_EQ_INT(err.sys_errno, ENOENT);
 }
 
-TEST(secret_dup_and_free) {
+TEST(secret_dup_and_free)
+{
     char *p = cmig_secret_dup("pass\nword", 4);
     CHECK_STR(p, "pass");
     cmig_secret_free(p);
@@ -551,7 +577,8 @@ TEST(secret_dup_and_free) {
     cmig_seckey_free(NULL);
 }
 
-int main(void) {
+int main(void)
+{
     SUITE("keys");
     if (sodium_init() < 0)
         return 1;

@@ -641,7 +641,8 @@ TEST(refuse_bad_values)
     refuse_sql("UPDATE bundle SET dir_format = 'auto'",
                "manifest: unknown directory format 'auto'");
     refuse_sql("UPDATE bundle SET dir_format = 'svn'", "unknown directory format 'svn'");
-    refuse_sql("UPDATE bundle SET created_at = 'soon'", "manifest: bundle: created_at is not an integer");
+    refuse_sql("UPDATE bundle SET created_at = 'soon'",
+               "manifest: bundle: created_at is not an integer");
     refuse_sql("UPDATE bundle SET builder = x'41'", "manifest: bundle: builder is not text");
     refuse_sql("DELETE FROM bundle", "manifest: no bundle row");
     refuse_sql("INSERT INTO bundle SELECT * FROM bundle", "manifest: more than one bundle row");

@@ -52,12 +52,14 @@ static char tmpdir[256];
 static uint8_t msg_hash[CMIG_PREHASH_BYTES];
 static struct cmig_pubkey w_pub;
 
-static int parse(struct cmig_sig *s, const char *text, struct cmig_err *err) {
+static int parse(struct cmig_sig *s, const char *text, struct cmig_err *err)
+{
     cmig_err_clear(err);
     return cmig_sig_parse(s, text, strlen(text), "x.minisig", err);
 }
 
-static int verify_text(const char *text, struct cmig_err *err) {
+static int verify_text(const char *text, struct cmig_err *err)
+{
     struct cmig_sig s;
     int rc = parse(&s, text, err);
     if (rc)
@@ -66,7 +68,8 @@ static int verify_text(const char *text, struct cmig_err *err) {
 }
 
 /* Replaces the first occurrence of from with to in src, into dst. */
-static void replace(char *dst, size_t cap, const char *src, const char *from, const char *to) {
+static void replace(char *dst, size_t cap, const char *src, const char *from, const char *to)
+{
     const char *at = strstr(src, from);
     if (!at) {
         snprintf(dst, cap, "%s", src);
@@ -75,7 +78,8 @@ static void replace(char *dst, size_t cap, const char *src, const char *from, co
     snprintf(dst, cap, "%.*s%s%s", (int)(at - src), src, to, at + strlen(from));
 }
 
-static int write_file(const char *path, const void *data, size_t len) {
+static int write_file(const char *path, const void *data, size_t len)
+{
     FILE *f = fopen(path, "wb");
     if (!f)
         return -1;
@@ -83,7 +87,8 @@ static int write_file(const char *path, const void *data, size_t len) {
     return (fclose(f) == 0 && w == len) ? 0 : -1;
 }
 
-TEST(parse_minisign_vector) {
+TEST(parse_minisign_vector)
+{
     struct cmig_sig s;
     struct cmig_err err;
     CHECK_EQ_INT(parse(&s, SIG, &err), 0);
@@ -92,13 +97,15 @@ TEST(parse_minisign_vector) {
     CHECK(memcmp(s.keyid, W_ID, 8) == 0);
 }
 
-TEST(verify_minisign_vector) {
+TEST(verify_minisign_vector)
+{
     struct cmig_err err;
     CHECK_EQ_INT(verify_text(SIG, &err), 0);
     CHECK_STR(err.msg, "");
 }
 
-TEST(create_matches_minisign_byte_for_byte) {
+TEST(create_matches_minisign_byte_for_byte)
+{
     struct cmig_seckey *k = NULL;
     struct cmig_err err;
     char *text = NULL;
@@ -116,7 +123,8 @@ TEST(create_matches_minisign_byte_for_byte) {
     cmig_seckey_free(k);
 }
 
-TEST(create_parse_verify_roundtrip) {
+TEST(create_parse_verify_roundtrip)
+{
     struct cmig_seckey *k = NULL;
     struct cmig_pubkey pub;
     struct cmig_sig s;
@@ -146,7 +154,8 @@ TEST(create_parse_verify_roundtrip) {
     cmig_seckey_free(k);
 }
 
-TEST(tampered_trusted_comment_fails) {
+TEST(tampered_trusted_comment_fails)
+{
     struct cmig_err err;
     char buf[1024];
     replace(buf, sizeof buf, SIG, "cmig trusted vector", "cmig trusted vectoR");
@@ -156,7 +165,8 @@ TEST(tampered_trusted_comment_fails) {
     CHECK_EQ_INT(verify_text(buf, &err), CMIG_E_VERIFY);
 }
 
-TEST(tampered_signatures_fail) {
+TEST(tampered_signatures_fail)
+{
     struct cmig_err err;
     char buf[1024];
     /* a byte of the file signature */
@@ -176,7 +186,8 @@ TEST(tampered_signatures_fail) {
     CHECK_CONTAINS(err.msg, "does not match");
 }
 
-TEST(wrong_key_fails) {
+TEST(wrong_key_fails)
+{
     struct cmig_sig s;
     struct cmig_pubkey k = w_pub;
     struct cmig_err err;
@@ -192,21 +203,24 @@ TEST(wrong_key_fails) {
     CHECK_CONTAINS(err.msg, "signature verification failed");
 }
 
-TEST(untrusted_comment_edit_still_verifies) {
+TEST(untrusted_comment_edit_still_verifies)
+{
     struct cmig_err err;
     char buf[1024];
     replace(buf, sizeof buf, SIG, "cmig test vector", "anything at all, it is not signed");
     CHECK_EQ_INT(verify_text(buf, &err), 0);
 }
 
-TEST(legacy_signature_refused) {
+TEST(legacy_signature_refused)
+{
     struct cmig_sig s;
     struct cmig_err err;
     CHECK_EQ_INT(parse(&s, LEGACY, &err), CMIG_E_VERIFY);
     CHECK_CONTAINS(err.msg, "'x.minisig': not a minisign signature: legacy non-prehashed");
 }
 
-TEST(crlf_and_missing_final_newline_accepted) {
+TEST(crlf_and_missing_final_newline_accepted)
+{
     struct cmig_sig s;
     struct cmig_err err;
     char buf[1024], tmp[1024];
@@ -226,7 +240,8 @@ TEST(crlf_and_missing_final_newline_accepted) {
     CHECK_EQ_INT(verify_text(tmp, &err), 0);
 }
 
-TEST(parse_rejects_malformed) {
+TEST(parse_rejects_malformed)
+{
     struct cmig_sig s;
     struct cmig_err err;
     char buf[1024];
@@ -272,7 +287,8 @@ TEST(parse_rejects_malformed) {
     CHECK_STR(s.trusted_comment, ""); /* nothing half-parsed is left behind */
 }
 
-TEST(comment_caps) {
+TEST(comment_caps)
+{
     static char big[CMIG_SIG_FILE_MAX + 2];
     static char tc[CMIG_TRUSTED_COMMENT_MAX + 2];
     struct cmig_sig s;
@@ -314,7 +330,8 @@ TEST(comment_caps) {
     CHECK_CONTAINS(err.msg, "larger than 16384 bytes");
 }
 
-TEST(create_refuses_bad_comments) {
+TEST(create_refuses_bad_comments)
+{
     static char longc[CMIG_TRUSTED_COMMENT_MAX + 1];
     struct cmig_seckey *k = NULL;
     struct cmig_sig s;
@@ -358,7 +375,8 @@ TEST(create_refuses_bad_comments) {
     cmig_seckey_free(k);
 }
 
-TEST(sig_load_file) {
+TEST(sig_load_file)
+{
     struct cmig_sig s;
     struct cmig_err err;
     char path[512];
@@ -385,7 +403,8 @@ TEST(sig_load_file) {
     CHECK_CONTAINS(err.msg, "not a regular file");
 }
 
-TEST(prehash_fd_streams_and_caps) {
+TEST(prehash_fd_streams_and_caps)
+{
     enum { N = 200000 }; /* several 64 KiB reads and a partial one */
     static uint8_t data[N];
     uint8_t want[CMIG_PREHASH_BYTES], got[CMIG_PREHASH_BYTES];
@@ -441,7 +460,8 @@ TEST(prehash_fd_streams_and_caps) {
     CHECK_CONTAINS(err.msg, "'bad': cannot read");
 }
 
-int main(void) {
+int main(void)
+{
     struct cmig_err err;
     SUITE("sig");
     if (sodium_init() < 0)

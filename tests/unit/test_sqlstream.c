@@ -144,7 +144,8 @@ static int same(const struct list *a, const struct list *b, char *why, size_t ca
 static const char *const scripts[] = {
     "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1), (2);\n",
     "SELECT 1;SELECT 2;  SELECT 3",
-    "-- a comment; with a semicolon\nSELECT 'it''s; fine';\n/* block; /* nested; */ still */ SELECT 2;\n",
+    "-- a comment; with a semicolon\nSELECT 'it''s; fine';\n/* block; /* nested; */ still */ "
+    "SELECT 2;\n",
     "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; SELECT 2; $$ LANGUAGE sql;\n"
     "CREATE FUNCTION g() RETURNS int AS $body$ BEGIN RETURN 1; END $body$ LANGUAGE plpgsql;\n",
     "SELECT E'back\\\\slash\\'; quote';\nSELECT \"quoted;ident\" FROM t;\n",
@@ -157,7 +158,8 @@ static const char *const scripts[] = {
     "SELECT 1;\r\nSELECT 2;\r\n-- trailing comment without newline",
     "SELECT 'never closed; SELECT 2;\n",
     "SELECT 1; /* never closed ; SELECT 2;",
-    "INSERT INTO t VALUES (1,\n2,\n3);\n\n\n   SELECT verylongidentifiername_that_gets_cut_somewhere_in_the_middle;\n",
+    "INSERT INTO t VALUES (1,\n2,\n3);\n\n\n   SELECT "
+    "verylongidentifiername_that_gets_cut_somewhere_in_the_middle;\n",
     "",
     "   \n  -- only comments\n /* and this */ ",
     ";;;SELECT 1;;;",
@@ -176,8 +178,8 @@ TEST(windows_and_pieces_match_one_split)
             for (size_t piece = 1; piece <= 9; piece += 4) {
                 int rc = streamed(scripts[k], window, piece, 0, &got);
                 if (rc != 0 || !same(&got, &ref, why, sizeof why)) {
-                    printf("#   script %zu, window %zu, piece %zu: rc %d: %s\n", k, window,
-                           piece, rc, rc ? "" : why);
+                    printf("#   script %zu, window %zu, piece %zu: rc %d: %s\n", k, window, piece,
+                           rc, rc ? "" : why);
                     CHECK(0);
                     return;
                 }
@@ -196,8 +198,8 @@ TEST(chunks_hold_whole_statements_within_target)
             for (size_t window = 4; window <= 64; window *= 2) {
                 int rc = streamed(scripts[k], window, 7, target, &got);
                 if (rc != 0 || !same(&got, &ref, why, sizeof why)) {
-                    printf("#   script %zu, target %zu, window %zu: rc %d: %s\n", k, target,
-                           window, rc, rc ? "" : why);
+                    printf("#   script %zu, target %zu, window %zu: rc %d: %s\n", k, target, window,
+                           rc, rc ? "" : why);
                     CHECK(0);
                     return;
                 }
@@ -389,9 +391,26 @@ TEST(short_source_is_an_error)
 TEST(random_scripts_match_one_split)
 {
     static const char *const parts[] = {
-        "SELECT 1;", "\n", " ", "-- c;\n", "/* b; */", "'s;q'", "$$ a; b $$", "$t$ ; $t$",
-        "E'\\\\';", "\"i;d\"", "(", ")", ";", "BEGIN", "END", "CREATE FUNCTION x() ",
-        "\n-- +goose StatementBegin\n", "\n-- +goose StatementEnd\n", "x", "é",
+        "SELECT 1;",
+        "\n",
+        " ",
+        "-- c;\n",
+        "/* b; */",
+        "'s;q'",
+        "$$ a; b $$",
+        "$t$ ; $t$",
+        "E'\\\\';",
+        "\"i;d\"",
+        "(",
+        ")",
+        ";",
+        "BEGIN",
+        "END",
+        "CREATE FUNCTION x() ",
+        "\n-- +goose StatementBegin\n",
+        "\n-- +goose StatementEnd\n",
+        "x",
+        "é",
     };
     char sql[600], why[400];
     uint64_t seed = 12345;

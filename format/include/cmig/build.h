@@ -21,20 +21,20 @@
 #include "cmig/srcdir.h"
 
 struct cmig_build_opts {
-    const char *dir;                 /* the migrations directory */
-    enum cmig_dir_format dir_format; /* CMIG_DIR_AUTO to detect */
-    const char *name;                /* bundle name */
-    const char *version;             /* SemVer */
-    const char *source_revision;     /* NULL or "" when unknown */
-    const char *driver;              /* NULL: inferred (json: mongodb, sql: postgres) */
-    int64_t created_at;              /* SOURCE_DATE_EPOCH, or 0 */
-    const char *output;              /* the .cmig path to write */
-    const char *sig_output;          /* NULL: "<output>.minisig"; unused when unsigned */
-    const struct cmig_seckey *key;   /* NULL: unsigned bundle */
+    const char *dir;                      /* the migrations directory */
+    enum cmig_dir_format dir_format;      /* CMIG_DIR_AUTO to detect */
+    const char *name;                     /* bundle name */
+    const char *version;                  /* SemVer */
+    const char *source_revision;          /* NULL or "" when unknown */
+    const char *driver;                   /* NULL: inferred (json: mongodb, sql: postgres) */
+    int64_t created_at;                   /* SOURCE_DATE_EPOCH, or 0 */
+    const char *output;                   /* the .cmig path to write */
+    const char *sig_output;               /* NULL: "<output>.minisig"; unused when unsigned */
+    const struct cmig_seckey *key;        /* NULL: unsigned bundle */
     const struct cmig_manifest *previous; /* NULL, or the verified previous release */
-    const char *builder;             /* "cmig-bundle X.Y.Z" */
-    int mongodb_transactions;        /* record JSON migrations as transactional: cmig-run
-                                        runs each in one multi-document transaction */
+    const char *builder;                  /* "cmig-bundle X.Y.Z" */
+    int mongodb_transactions;             /* record JSON migrations as transactional: cmig-run
+                                             runs each in one multi-document transaction */
     /* Optional: called with each warning (skipped files, ...). */
     void (*warn)(void *ctx, const char *msg);
     /* Optional: called as files are written (bytes done, bytes total). */

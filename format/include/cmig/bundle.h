@@ -123,7 +123,7 @@ struct cmig_file_bytes {
 
 /* The next bytes of c (whole or not): *got = 0 at its end. */
 int cmig_file_bytes_read(struct cmig_file_bytes *c, uint8_t *buf, size_t cap, size_t *got,
-                      struct cmig_err *err);
+                         struct cmig_err *err);
 
 /* cmig_bundle_each_file for callers that can take a large file as a stream:
  * what is held at once is bounded by whole_max and the compressed size of

@@ -15,19 +15,19 @@
 
 enum cmig_code {
     CMIG_OK = 0,
-    CMIG_E_USAGE,    /* bad arguments or options */
-    CMIG_E_IO,       /* reading or writing a file failed (errno saved) */
-    CMIG_E_NOMEM,    /* an allocation failed */
-    CMIG_E_INPUT,    /* a migration directory or input file is invalid */
-    CMIG_E_VERIFY,   /* a bundle or signature did not verify: refused */
-    CMIG_E_KEY,      /* a key file is malformed, or the password is wrong */
-    CMIG_E_HISTORY,  /* a new bundle breaks the append-only rule (--previous) */
-    CMIG_E_INTERNAL, /* a library call failed in a way that should not happen */
-    CMIG_E_DB,       /* a database call failed (native code saved) */
-    CMIG_E_CONNECT,  /* the database could not be reached */
-    CMIG_E_LOCK,     /* the migration lock could not be taken in time */
-    CMIG_E_CONFLICT, /* dirty database, drift or history conflict */
-    CMIG_E_MIGRATION, /* a migration failed and was rolled back */
+    CMIG_E_USAGE,       /* bad arguments or options */
+    CMIG_E_IO,          /* reading or writing a file failed (errno saved) */
+    CMIG_E_NOMEM,       /* an allocation failed */
+    CMIG_E_INPUT,       /* a migration directory or input file is invalid */
+    CMIG_E_VERIFY,      /* a bundle or signature did not verify: refused */
+    CMIG_E_KEY,         /* a key file is malformed, or the password is wrong */
+    CMIG_E_HISTORY,     /* a new bundle breaks the append-only rule (--previous) */
+    CMIG_E_INTERNAL,    /* a library call failed in a way that should not happen */
+    CMIG_E_DB,          /* a database call failed (native code saved) */
+    CMIG_E_CONNECT,     /* the database could not be reached */
+    CMIG_E_LOCK,        /* the migration lock could not be taken in time */
+    CMIG_E_CONFLICT,    /* dirty database, drift or history conflict */
+    CMIG_E_MIGRATION,   /* a migration failed and was rolled back */
     CMIG_E_INTERRUPTED, /* cancelled by a signal */
     CMIG_CODE_COUNT
 };
@@ -35,9 +35,9 @@ enum cmig_code {
 #define CMIG_ERR_MSG_MAX 1024
 
 struct cmig_err {
-    int code;             /* enum cmig_code; CMIG_OK when nothing failed */
-    int sys_errno;        /* errno at the failure site, or 0 */
-    char native[16];      /* SQLSTATE, "sqlite:NNN", "bson:D.C", or "" */
+    int code;        /* enum cmig_code; CMIG_OK when nothing failed */
+    int sys_errno;   /* errno at the failure site, or 0 */
+    char native[16]; /* SQLSTATE, "sqlite:NNN", "bson:D.C", or "" */
     char msg[CMIG_ERR_MSG_MAX];
 };
 

@@ -85,8 +85,8 @@ int cmig_seckey_text_encrypted(const char *text, size_t len);
  * checksum `minisign -G -W` writes for unencrypted keys is accepted. The
  * scrypt limits stored in the file are capped (a hostile key file cannot
  * ask for unbounded memory). what names the source in messages. */
-int cmig_seckey_parse(struct cmig_seckey **out, const char *text, size_t len,
-                      const char *password, const char *what, struct cmig_err *err);
+int cmig_seckey_parse(struct cmig_seckey **out, const char *text, size_t len, const char *password,
+                      const char *what, struct cmig_err *err);
 
 /* Reads a secret key file's text into sodium_malloc'd memory: opened with
  * O_NOFOLLOW, at most CMIG_KEY_FILE_MAX bytes. Free with cmig_secret_free. */
@@ -101,8 +101,8 @@ void cmig_secret_free(char *p);
  * with cmig_secret_free). With a non-empty password the key is encrypted
  * with scrypt using minisign's own parameters; with NULL or "" it is
  * written unencrypted (kdf "\0\0") with a real checksum. */
-int cmig_seckey_format(const struct cmig_seckey *k, const char *password, char **text,
-                       size_t *len, struct cmig_err *err);
+int cmig_seckey_format(const struct cmig_seckey *k, const char *password, char **text, size_t *len,
+                       struct cmig_err *err);
 
 /* The public half of a secret key. */
 void cmig_seckey_pubkey(const struct cmig_seckey *k, struct cmig_pubkey *out);
@@ -111,7 +111,7 @@ void cmig_seckey_pubkey(const struct cmig_seckey *k, struct cmig_pubkey *out);
 void cmig_seckey_free(struct cmig_seckey *k);
 
 /* Signs msg (Ed25519, detached): sig receives 64 bytes. */
-int cmig_seckey_sign(const struct cmig_seckey *k, const uint8_t *msg, size_t len,
-                     uint8_t sig[64], struct cmig_err *err);
+int cmig_seckey_sign(const struct cmig_seckey *k, const uint8_t *msg, size_t len, uint8_t sig[64],
+                     struct cmig_err *err);
 
 #endif

@@ -29,13 +29,13 @@ struct cmig_strings;
 
 /* One direction (up or down) of a migration as stored in the bundle. */
 struct cmig_file {
-    char *path;             /* entry name in the archive; NULL: no such direction */
+    char *path; /* entry name in the archive; NULL: no such direction */
     uint64_t size;
     uint8_t sha256[32];
-    char *tx_reason;        /* "" or e.g. "line 3: CREATE INDEX CONCURRENTLY" */
-    char *source;           /* the file it came from, relative to the source dir */
+    char *tx_reason; /* "" or e.g. "line 3: CREATE INDEX CONCURRENTLY" */
+    char *source;    /* the file it came from, relative to the source dir */
     enum cmig_txmode tx;
-    uint32_t source_line;   /* first line of the section in that file (1-based) */
+    uint32_t source_line; /* first line of the section in that file (1-based) */
 };
 
 struct cmig_migration {
@@ -47,18 +47,18 @@ struct cmig_migration {
 
 struct cmig_manifest {
     int format_version;
-    char *name;               /* [A-Za-z0-9._-], 1..CMIG_BUNDLE_NAME_MAX */
+    char *name; /* [A-Za-z0-9._-], 1..CMIG_BUNDLE_NAME_MAX */
     struct cmig_semver version;
-    int64_t created_at;       /* unix seconds: SOURCE_DATE_EPOCH, or 0 */
-    char *source_revision;    /* "" when not given */
-    char *builder;            /* "cmig-bundle X.Y.Z" */
-    char *driver;             /* "postgres", "sqlite" or "mongodb" */
-    char *dir_format;         /* cmig_dir_format_name() of the source */
+    int64_t created_at;    /* unix seconds: SOURCE_DATE_EPOCH, or 0 */
+    char *source_revision; /* "" when not given */
+    char *builder;         /* "cmig-bundle X.Y.Z" */
+    char *driver;          /* "postgres", "sqlite" or "mongodb" */
+    char *dir_format;      /* cmig_dir_format_name() of the source */
     size_t n;
     struct cmig_migration *migrations; /* ascending by version */
-    struct cmig_strings *strings; /* cmig_manifest_load: where the migrations' strings live
-                                     (one allocation per 64 KiB, not per string); NULL for a
-                                     manifest built by hand, whose strings are malloc'd */
+    struct cmig_strings *strings;      /* cmig_manifest_load: where the migrations' strings live
+                                          (one allocation per 64 KiB, not per string); NULL for a
+                                          manifest built by hand, whose strings are malloc'd */
 };
 
 /* Whether s is a valid bundle name / a valid driver name. */

@@ -18,7 +18,7 @@
 
 struct cmig_semver {
     uint64_t major, minor, patch;
-    char text[CMIG_SEMVER_MAX + 1]; /* the string as given, NUL-terminated */
+    char text[CMIG_SEMVER_MAX + 1];      /* the string as given, NUL-terminated */
     unsigned short pre_off, pre_len;     /* pre-release in text, 0 length if none */
     unsigned short build_off, build_len; /* build metadata in text, 0 length if none */
 };

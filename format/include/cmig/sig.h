@@ -19,10 +19,10 @@
 #include "cmig/err.h"
 #include "cmig/keys.h"
 
-#define CMIG_PREHASH_BYTES 64          /* BLAKE2b-512 */
-#define CMIG_SIG_FILE_MAX 16384        /* cap on a signature file's size */
-#define CMIG_COMMENT_MAX 1024          /* untrusted comment, as minisign */
-#define CMIG_TRUSTED_COMMENT_MAX 8192  /* trusted comment, as minisign */
+#define CMIG_PREHASH_BYTES 64         /* BLAKE2b-512 */
+#define CMIG_SIG_FILE_MAX 16384       /* cap on a signature file's size */
+#define CMIG_COMMENT_MAX 1024         /* untrusted comment, as minisign */
+#define CMIG_TRUSTED_COMMENT_MAX 8192 /* trusted comment, as minisign */
 
 struct cmig_sig {
     uint8_t keyid[CMIG_KEYID_BYTES];
@@ -54,7 +54,7 @@ int cmig_sig_create(const struct cmig_seckey *k, const uint8_t prehash[CMIG_PREH
 
 /* BLAKE2b-512 of a whole file, streamed from fd (from its current offset to
  * EOF), refusing more than max_bytes. *size receives the byte count. */
-int cmig_prehash_fd(int fd, uint64_t max_bytes, uint8_t out[CMIG_PREHASH_BYTES],
-                    uint64_t *size, const char *what, struct cmig_err *err);
+int cmig_prehash_fd(int fd, uint64_t max_bytes, uint8_t out[CMIG_PREHASH_BYTES], uint64_t *size,
+                    const char *what, struct cmig_err *err);
 
 #endif

@@ -106,7 +106,7 @@ int cmig_sqlstream_next(struct cmig_sqlstream *s, size_t target, struct cmig_sql
                         struct cmig_err *err);
 
 /* Where byte at of a chunk is: line, column and statement number (1-based). */
-void cmig_sql_chunk_locate(const struct cmig_sql_chunk *c, size_t at, unsigned *line,
-                           unsigned *col, unsigned *stmt);
+void cmig_sql_chunk_locate(const struct cmig_sql_chunk *c, size_t at, unsigned *line, unsigned *col,
+                           unsigned *stmt);
 
 #endif

@@ -74,8 +74,8 @@ void cmig_srcdir_free(struct cmig_srcdir *d);
 
 /* One direction of a migration, as found in a file's content. */
 struct cmig_section {
-    int present;     /* 0: this direction does not exist */
-    size_t offset;   /* the section's bytes are data[offset, offset+len) */
+    int present;   /* 0: this direction does not exist */
+    size_t offset; /* the section's bytes are data[offset, offset+len) */
     size_t len;
     unsigned line;   /* 1-based line of data where the section starts */
     int tx_override; /* -1: none; else an enum cmig_txmode the file's own
