@@ -309,8 +309,9 @@ count_allocs() {
 
 sweep() { # PROGRAM DESCRIPTION
     local prog=$1 desc=$2 total lane t0
-    # ALLOC_ONLY=PROGRAM runs one sweep (while working on one program).
-    [ -n "${ALLOC_ONLY:-}" ] && [ "$ALLOC_ONLY" != "$prog" ] && return
+    # ALLOC_ONLY="PROGRAM..." runs only those sweeps (build bundle_verify
+    # run_verify up_sqlite up_pg).
+    [ -n "${ALLOC_ONLY:-}" ] && [[ " $ALLOC_ONLY " != *" $prog "* ]] && return
     t0=$(date +%s)
     total=$(count_allocs "$prog")
     if [ -z "$total" ] || [ "$total" -eq 0 ]; then
