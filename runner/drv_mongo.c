@@ -796,6 +796,12 @@ static int mg_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
     c->main_thread = pthread_self();
     c->statement_timeout_ms = o->statement_timeout_ms;
     c->server_clock = -1;
+    /* libmongoc's performance counters live in /dev/shm/mongoc-PID, which a
+     * killed runner leaves behind; a later process with that pid then warns
+     * and falls back to malloc. Nothing reads them here. Set before
+     * mongoc_init, while this is the only thread; a value already in the
+     * environment wins. */
+    setenv("MONGOC_DISABLE_SHM", "1", 0);
     mongoc_init();
     mongoc_log_set_handler(mongoc_log_to_core, c);
     if ((rc = parse_url(c, o, err)))

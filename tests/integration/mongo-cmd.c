@@ -14,6 +14,7 @@
  */
 #include <mongoc/mongoc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int main(int argc, char **argv)
@@ -24,6 +25,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: mongo-cmd URL DB COMMAND_JSON...\n");
         return 2;
     }
+    setenv("MONGOC_DISABLE_SHM", "1", 0); /* as cmig-run does: no counter file in /dev/shm */
     mongoc_init();
     mongoc_log_set_handler(NULL, NULL);
     mongoc_uri_t *uri = mongoc_uri_new_with_error(argv[1], &be);
