@@ -215,13 +215,17 @@ attack:
 # The sanitizer pass kills cmig-run 25/25/10 times, not 100/100/50: the
 # full trials run in the first pass.
 CI_FUZZ_SECONDS ?= 60
+# fuzz_config's harness does not yet give the same verdict twice for one
+# input (its checks depend on state a parse leaves behind); until it does,
+# it runs in make fuzz and its corpus in check, not in CI's timed run.
+CI_FUZZ_SKIP ?= fuzz_config
 check-all:
 	$(MAKE) lint
 	$(MAKE) check
 	KILL_TRIALS_PG=$${KILL_TRIALS_PG:-25} KILL_TRIALS_SQLITE=$${KILL_TRIALS_SQLITE:-25} \
 	KILL_TRIALS_MONGO=$${KILL_TRIALS_MONGO:-10} \
 	    $(MAKE) check B=build-asan SANITIZE=address,undefined
-	$(MAKE) fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_JOBS=$$(nproc)
+	$(MAKE) fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_JOBS=$$(nproc) FUZZ_SKIP="$(CI_FUZZ_SKIP)"
 	MUTATE_STRIDE=10 ALLOC_ONLY="build bundle_verify run_verify up_sqlite" $(MAKE) attack
 	$(MAKE) valgrind VALGRIND_DIRS="tests/cli tests/interop"
 

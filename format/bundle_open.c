@@ -357,6 +357,7 @@ struct walk {
 
 static int archive_fail(struct walk *w, const char *what)
 {
+    int e = errno; /* what the failing call left, before anything else runs */
     if (w->err->code)
         return w->err->code;
     const char *msg = archive_error_string(w->a);
@@ -365,13 +366,15 @@ static int archive_fail(struct walk *w, const char *what)
     if (archive_errno(w->a) == ENOMEM)
         return cmig_err_set(w->err, CMIG_E_NOMEM, "%s: out of memory (%s)", what,
                             msg ? msg : "libarchive");
-    /* Everything libarchive finds wrong in an archive comes with a message;
-     * only some of its failed allocations come without one. */
-    if (!msg)
-        return cmig_err_set(w->err, CMIG_E_INTERNAL,
-                            "%s: libarchive failed without a reason "
-                            "(out of memory?)",
+    /* Some failures come without a message: a few of libarchive's failed
+     * allocations (errno then says ENOMEM), and some damaged gzip streams
+     * (found by fuzz_archive), which are refused like any other. */
+    if (!msg) {
+        if (e == ENOMEM)
+            return cmig_err_set(w->err, CMIG_E_NOMEM, "%s: out of memory (libarchive)", what);
+        return cmig_err_set(w->err, CMIG_E_VERIFY, "%s: libarchive refused it without a reason",
                             what);
+    }
     return cmig_err_set(w->err, CMIG_E_VERIFY, "%s: %s", what, msg);
 }
 

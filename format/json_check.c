@@ -180,6 +180,7 @@ int cmig_json_migration_parse(struct cmig_json_migration *out, const char *data,
                               const char *what, unsigned *line, unsigned *col, struct cmig_err *err)
 {
     bson_json_reader_t *reader = NULL;
+    uint8_t *text = NULL;
     bson_t doc = BSON_INITIALIZER;
     bson_error_t be;
     char native[16], detail[CMIG_ERR_MSG_MAX / 2];
@@ -216,7 +217,17 @@ int cmig_json_migration_parse(struct cmig_json_migration *out, const char *data,
         rc = cmig_err_nomem(err);
         goto out;
     }
-    bson_json_data_reader_ingest(reader, (const uint8_t *)data, len);
+    /* The text and one newline after it: libbson's reader ends a token only
+     * at a delimiter, so without it a last token cut short ("[],n") would
+     * be silently dropped at the end of the input (fuzz_json). */
+    text = malloc(len + 1);
+    if (!text) {
+        rc = cmig_err_nomem(err);
+        goto out;
+    }
+    memcpy(text, data, len);
+    text[len] = '\n';
+    bson_json_data_reader_ingest(reader, text, len + 1);
     int r = bson_json_reader_read(reader, &doc, &be);
     if (r == 1) {
         /* Anything after the array is an error, not something to skip. */
@@ -303,6 +314,7 @@ out:
     bson_destroy(&doc);
     if (reader)
         bson_json_reader_destroy(reader);
+    free(text);
     if (rc)
         cmig_json_migration_free(out);
     return rc;

@@ -136,8 +136,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 REQUIRE(!after[i] || !*after[i] || strcmp(after[i], MASK) == 0);
             /* Spelled out once and literally, that one place is the
              * secret, and it must be gone. A '*' in it could be rebuilt
-             * from the mask and the text around it. */
-            if (!strchr(url, '%') && !strchr(s, '*') && occurrences(url, s) == 1)
+             * from the mask and the text around it. A secret of under four
+             * bytes may be spelled by its escapes ("a\\ " for "a ") and
+             * then match elsewhere ("dbna "): only longer ones count. */
+            if (!strchr(url, '%') && !strchr(s, '*') && strlen(s) >= 4 && occurrences(url, s) == 1)
                 REQUIRE(strstr(red, s) == NULL);
         }
     }
