@@ -96,6 +96,9 @@ TEST(refuses_what_is_not_one_array_of_objects)
     CHECK_CONTAINS(err.msg, "must be a JSON array of database commands");
     CHECK_EQ_INT(check("[{\"ping\": 1}] [{\"ping\": 1}]", &err), CMIG_E_INPUT);
     CHECK_EQ_INT(check("[{\"ping\": 1}] x", &err), CMIG_E_INPUT);
+    /* A last token cut short by the end of the file (found by fuzz_json). */
+    CHECK_EQ_INT(check("[\n],n", &err), CMIG_E_INPUT);
+    CHECK_EQ_INT(check("[{\"ping\": 1}],tru", &err), CMIG_E_INPUT);
     CHECK_EQ_INT(check("[{\"ping\": 1}", &err), CMIG_E_INPUT);
     CHECK_EQ_INT(check("[{\"ping\": 1}, 2]", &err), CMIG_E_INPUT);
     CHECK_CONTAINS(err.msg, "line 1, column 15: command at index 1 is a number, not a JSON object");
