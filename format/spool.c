@@ -43,9 +43,12 @@ int cmig_spool_open(struct cmig_spool **out, struct cmig_err *err)
     *out = NULL;
     if (!s)
         return cmig_err_nomem(err);
-    /* Raw deflate, fastest level, a smaller hash table than the default:
-     * the copy lives only for one migration. */
-    int zrc = deflateInit2(&s->z, Z_BEST_SPEED, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+    /* Raw deflate at zlib's default level: the spool of the largest file
+     * is the runner's peak while it applies, and on seed data level 6
+     * holds a quarter less than the fastest level (1.33 against 1.75 MB
+     * for a 7 MB file) for about 0.15 s more per such file, next to the
+     * seconds the database spends loading it. */
+    int zrc = deflateInit2(&s->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
     if (zrc != Z_OK) {
         free(s);
         return zfail(err, "deflateInit2", zrc);

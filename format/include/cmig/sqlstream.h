@@ -67,7 +67,7 @@ struct cmig_sql_chunk {
 
 /* The initial window of a stream, and the target size drivers use for a
  * chunk of several statements. */
-#define CMIG_SQLSTREAM_WINDOW (256u * 1024)
+#define CMIG_SQLSTREAM_WINDOW (64u * 1024)
 
 /* A whole text (not copied: it must outlive the stream). Refuses NUL bytes. */
 int cmig_sqlstream_init_whole(struct cmig_sqlstream *s, const char *sql, size_t len,
