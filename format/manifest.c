@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cmig/srcdir.h"
+#include "zimage.h"
 
 /* The schema, byte for byte as stored in sqlite_schema.sql. */
 static const char SCHEMA_BUNDLE[] = "CREATE TABLE bundle (\n"
@@ -700,12 +701,36 @@ out:
 int cmig_manifest_load(struct cmig_manifest **out, const uint8_t *image, size_t len,
                        struct cmig_err *err)
 {
+    struct cmig_zimage *z = NULL;
+    *out = NULL;
+    int rc = cmig_zimage_wrap(&z, image, len, err);
+    if (!rc)
+        rc = cmig_manifest_load_zimage(out, z, err);
+    cmig_zimage_free(z);
+    return rc;
+}
+
+int cmig_manifest_load_zimage(struct cmig_manifest **out, struct cmig_zimage *z,
+                              struct cmig_err *err)
+{
     sqlite3 *db = NULL;
+    struct cmig_zvfs *vfs = NULL;
     struct cmig_manifest *m = NULL;
     int rc, fresh = err->code == CMIG_OK;
+    uint8_t head[100];
     *out = NULL;
 
-    if ((rc = check_header(image, len, err)))
+    uint64_t len = cmig_zimage_size(z);
+    if (len < 512 || len > SIZE_MAX) {
+        rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: not a SQLite database");
+        goto out;
+    }
+    if ((rc = cmig_zimage_read(z, head, sizeof head, 0))) {
+        rc = rc == CMIG_E_NOMEM ? cmig_err_nomem(err)
+                                : cmig_err_set(err, rc, "manifest: image unreadable");
+        goto out;
+    }
+    if ((rc = check_header(head, (size_t)len, err)))
         goto out;
     m = calloc(1, sizeof *m);
     if (!m) {
@@ -713,34 +738,27 @@ int cmig_manifest_load(struct cmig_manifest **out, const uint8_t *image, size_t 
         goto out;
     }
     /* One thread per handle: SQLite's mutexes would cost more than the rest
-     * of a small manifest's load. */
-    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
-        rc = cmig_err_nomem(err);
+     * of a small manifest's load. The VFS serves the image and nothing
+     * else, read-only and immutable. */
+    int orc = cmig_zvfs_open(z, SQLITE_OPEN_NOMUTEX, &db, &vfs);
+    if (orc != SQLITE_OK) {
+        rc = (orc & 0xff) == SQLITE_NOMEM
+                 ? cmig_err_set(err, CMIG_E_NOMEM, "manifest: out of memory")
+                 : cmig_err_set(err, CMIG_E_VERIFY, "manifest: cannot open: %s",
+                                db ? sqlite3_errmsg(db) : sqlite3_errstr(orc));
         goto out;
     }
     harden(db);
-    /* SQLite does not write to a READONLY image; the cast only satisfies its
-     * signature. */
-    int sr = sqlite3_deserialize(db, "main", (unsigned char *)(uintptr_t)image, (sqlite3_int64)len,
-                                 (sqlite3_int64)len, SQLITE_DESERIALIZE_READONLY);
-    if (sr != SQLITE_OK) {
-        rc = sr == SQLITE_NOMEM ? cmig_err_set(err, CMIG_E_NOMEM, "manifest: out of memory")
-                                : cmig_err_set(err, CMIG_E_VERIFY, "manifest: cannot open: %s",
-                                               sqlite3_errmsg(db));
-        goto out;
-    }
-    if (sqlite3_exec(db, "PRAGMA cell_size_check=ON", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = cmig_err_set(err, CMIG_E_INTERNAL, "manifest: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    /* Pages are read in place from the image (mmap over the memory VFS)
-     * and the page cache is kept small: a 10,000-migration manifest would
-     * otherwise be held twice while it is checked and read. These read the
-     * schema, so a failure is the manifest's. */
-    if (sqlite3_exec(db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-64", NULL, NULL, NULL) !=
-        SQLITE_OK) {
-        rc = cmig_err_set(err, CMIG_E_VERIFY, "manifest: cannot open: %s", sqlite3_errmsg(db));
+    /* The page cache is kept small: pages come from the image, which is
+     * already in memory. Temp storage stays in memory too: the VFS opens
+     * no other file. These read the schema, so a failure is the
+     * manifest's. */
+    if (sqlite3_exec(db, "PRAGMA cell_size_check=ON; PRAGMA cache_size=-64; PRAGMA temp_store=2",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        rc =
+            sqlite3_errcode(db) == SQLITE_NOMEM
+                ? cmig_err_set(err, CMIG_E_NOMEM, "manifest: out of memory")
+                : cmig_err_set(err, CMIG_E_VERIFY, "manifest: cannot open: %s", sqlite3_errmsg(db));
         goto out;
     }
     if ((rc = check_schema(db, err)) || (rc = quick_check(db, err)) ||
@@ -757,7 +775,7 @@ out:
         cmig_err_clear(err);
         rc = cmig_err_set(err, CMIG_E_NOMEM, "manifest: out of memory");
     }
-    sqlite3_close(db);
+    cmig_zvfs_close(db, vfs);
     cmig_manifest_free(m);
     return rc;
 }
