@@ -232,6 +232,11 @@ int cmig_zvfs_open(struct cmig_zimage *z, int flags, sqlite3 **db, struct cmig_z
 {
     *db = NULL;
     *vfs = NULL;
+    /* sqlite3_vfs_find says NULL for a failed initialisation too, which is
+     * an allocation that failed, not a damaged manifest. */
+    int rc = sqlite3_initialize();
+    if (rc != SQLITE_OK)
+        return rc;
     sqlite3_vfs *base = sqlite3_vfs_find(NULL);
     if (!base)
         return SQLITE_ERROR;
@@ -258,7 +263,7 @@ int cmig_zvfs_open(struct cmig_zimage *z, int flags, sqlite3 **db, struct cmig_z
     v->vfs.xDlError = zv_dlerror;
     v->vfs.xDlSym = zv_dlsym;
     v->vfs.xDlClose = zv_dlclose;
-    int rc = sqlite3_vfs_register(&v->vfs, 0);
+    rc = sqlite3_vfs_register(&v->vfs, 0);
     if (rc != SQLITE_OK) {
         free(v);
         return rc;
