@@ -159,6 +159,9 @@ $(B)/tests/test_%: tests/unit/test_%.c tests/unit/harness.h $(FORMAT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(FORMAT_LIB) $(PKG_LIBS)
 
+# Unit tests of runner code include its source.
+$(B)/tests/test_redact: runner/log.c runner/log.h
+
 $(B)/tests/tools/%: tests/tools/%.c $(FORMAT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(FORMAT_LIB) $(PKG_LIBS)
