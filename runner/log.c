@@ -225,27 +225,37 @@ static int span_cmp(const void *a, const void *b)
  * the host as the query start whatever follows), and masking the userinfo
  * first would then swallow "?sslpassword=" and leave the rest of its value
  * in plain sight. Returns the number of spans written to sp (room for
- * strlen(url) + 1). */
+ * strlen(url) + 1).
+ *
+ * Before the first '@' (ahead of any '/') is the userinfo for libpq and
+ * libmongoc alike, whatever it holds: a '?' or '&' there starts no
+ * parameter, and what follows it is the user name or the password, which
+ * the userinfo's span covers. Taken for a parameter, its value would run
+ * past that '@' and mask the end of the userinfo with it, and the URL
+ * would read otherwise: some later text would become the password. */
 static size_t url_secrets(const char *url, struct span *sp)
 {
     size_t n = 0;
     const char *auth = strstr(url, "://") + 3;
     const char *slash = strchr(auth, '/');
-    const char *at = NULL;
+    const char *at = NULL, *first_at = NULL;
     /* The last '@' before the path ends the userinfo: libpq takes the
      * first, so this masks at least what it reads as the password. */
     for (const char *q = auth; *q && (!slash || q < slash); q++)
-        if (*q == '@')
+        if (*q == '@') {
             at = q;
+            if (!first_at)
+                first_at = q;
+        }
     if (at) {
         const char *colon = memchr(auth, ':', (size_t)(at - auth));
         if (colon)
             sp[n++] = (struct span){(size_t)(colon + 1 - url), (size_t)(at - url)};
     }
-    /* A parameter starts after any '?' or '&' from the start of the
-     * authority on (libpq reads a '?' inside what this takes for the
-     * userinfo as the query), and its value runs to the next '&'. */
-    for (const char *p = auth; *p; p++) {
+    /* A parameter starts after any '?' or '&' past the first '@' (libpq
+     * reads a '?' inside what this takes for the userinfo as the query),
+     * and its value runs to the next '&'. */
+    for (const char *p = first_at ? first_at : auth; *p; p++) {
         if (*p != '?' && *p != '&')
             continue;
         const char *key = p + 1;

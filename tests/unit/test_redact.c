@@ -57,9 +57,24 @@ TEST(query_secret_after_a_pathless_authority)
     r = redacted("postgres://app:pw@db:5432?sslpassword=a@b@c&sslmode=require");
     CHECK(strstr(r, "pw") == NULL && strstr(r, "b@c") == NULL && strstr(r, "@c") == NULL);
     CHECK_STR(r, "postgres://app:***&sslmode=require");
-    /* A '?' inside the password: the whole of it still goes. */
-    r = redacted("postgres://app:a?password=b@db/app");
-    CHECK(strstr(r, "a?") == NULL && strstr(r, "b@") == NULL);
+    /* A '?' inside the password: the whole of it goes, and the rest of
+     * the URL stays as it was. */
+    CHECK_STR(redacted("postgres://app:a?password=b@db/app"), "postgres://app:***@db/app");
+}
+
+/* Before the first '@' is the userinfo for every parser: a '?' or '&' there
+ * starts no parameter. Taken for one, its mask ran past that '@' and the
+ * later text read as the userinfo ("...:***&AKIA@db/app" read back with the
+ * password "***&AKIA"). */
+TEST(no_parameter_inside_the_userinfo)
+{
+    CHECK_STR(
+        redacted("mongodb://AKIA&authMechanismProperties=x:pw@db/app?authMechanism=MONGODB-AWS"
+                 "&AKIA@db/app?authMechanismProperties=AWS_SESSION_TOKEN:t"),
+        "mongodb://AKIA&authMechanismProperties=x:***@db/app?authMechanism=MONGODB-AWS"
+        "&AKIA@db/app?authMechanismProperties=***");
+    CHECK_STR(redacted("postgres://app:p&sslpassword=q@db/app?sslpassword=kp"),
+              "postgres://app:***@db/app?sslpassword=***");
 }
 
 /* MongoDB: the credentials that authMechanismProperties carries
@@ -118,6 +133,7 @@ int main(void)
     RUN(userinfo_password);
     RUN(query_secrets);
     RUN(query_secret_after_a_pathless_authority);
+    RUN(no_parameter_inside_the_userinfo);
     RUN(mongodb_options);
     RUN(keyword_form);
     RUN(short_buffer);
