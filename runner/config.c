@@ -182,6 +182,10 @@ int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *e
     const char *stmt_timeout = env("CMIG_STATEMENT_TIMEOUT");
     const char *db_lock_timeout = env("CMIG_DB_LOCK_TIMEOUT");
     const char *url = NULL;
+    /* The words that are not options, in the order given: the command, its
+     * argument and the first one too many. */
+    const char *words[3] = {NULL, NULL, NULL};
+    int n_words = 0;
     c->trusted = calloc((size_t)argc + 1, sizeof *c->trusted);
     if (!c->trusted)
         return cmig_err_nomem(err);
@@ -190,10 +194,19 @@ int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *e
     opterr = 0;
     /* 0, not 1: glibc then also forgets where it was inside a cluster of
      * short flags ("-qv") when an earlier parse stopped in one, so a parse
-     * never depends on the one before (tests and fuzzing parse many). */
+     * never depends on the one before (tests and fuzzing parse many).
+     * The leading '-' hands over every other word in place (as option 1)
+     * instead of leaving the order to getopt: by default glibc moves them
+     * behind the options, unless POSIXLY_CORRECT is set, and then stops at
+     * the first, so that "up --wait 30s" would be refused. argv is never
+     * reordered. */
     optind = 0;
-    while ((ch = getopt_long(argc, argv, "qv", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "-qv", opts, NULL)) != -1) {
         switch (ch) {
+        case 1:
+            if (n_words < 3)
+                words[n_words++] = optarg;
+            break;
         case OPT_BUNDLE:
             c->bundle = optarg;
             break;
@@ -266,6 +279,9 @@ int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *e
                                 argv[optind - 1]);
         }
     }
+    /* After "--", the rest are words whatever they look like. */
+    for (; optind < argc && n_words < 3; optind++)
+        words[n_words++] = argv[optind];
     int rc;
     if (wait && (rc = duration_opt("--wait", wait, &c->wait_ms, err)))
         return rc;
@@ -285,11 +301,10 @@ int config_parse(struct run_config *c, int argc, char **argv, struct cmig_err *e
             return cmig_err_set(err, CMIG_E_USAGE, "--log-format: '%s' is not text or json",
                                 log_format);
     }
-    c->command = optind < argc ? argv[optind++] : "up";
-    if (optind < argc)
-        c->arg = argv[optind++];
-    if (optind < argc)
-        return cmig_err_set(err, CMIG_E_USAGE, "unexpected argument '%s'", argv[optind]);
+    c->command = n_words > 0 ? words[0] : "up";
+    c->arg = words[1];
+    if (n_words > 2)
+        return cmig_err_set(err, CMIG_E_USAGE, "unexpected argument '%s'", words[2]);
 
     if (url) {
         c->database_url = strdup(url);

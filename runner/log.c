@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -157,10 +158,19 @@ void log_termination(const char *path, const char *msg)
     close(fd);
 }
 
-/* The connection keys whose value is a secret: libpq's password, and the
- * passphrase of the client's TLS key (MongoDB keeps its password in the
- * userinfo only). */
-static const char *const secret_keys[] = {"password", "sslpassword", NULL};
+/* The keys whose value is a secret: libpq's password and the passphrase of
+ * the client's TLS key; MongoDB's passphrase of that key (under its current
+ * and its older name) and authMechanismProperties, whose value can carry
+ * credentials (AWS_SESSION_TOKEN:...), masked whole. MongoDB reads option
+ * names in any case, so they are compared without it; libpq refuses a
+ * keyword it does not know, so masking one in another case hides nothing
+ * it would use. */
+static const char *const secret_keys[] = {"password",
+                                          "sslpassword",
+                                          "tlscertificatekeyfilepassword",
+                                          "sslclientcertificatekeypassword",
+                                          "authmechanismproperties",
+                                          NULL};
 
 static int hex_value(char ch)
 {
@@ -178,7 +188,7 @@ static int hex_value(char ch)
  * "password" to it). */
 static int is_secret_key(const char *key, size_t len)
 {
-    char k[16];
+    char k[40];
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         char ch = key[i];
@@ -192,29 +202,90 @@ static int is_secret_key(const char *key, size_t len)
     }
     k[o] = '\0';
     for (const char *const *s = secret_keys; *s; s++)
-        if (strcmp(k, *s) == 0)
+        if (strcasecmp(k, *s) == 0)
             return 1;
     return 0;
 }
 
-/* Masks the value of every secret parameter of a URL query: a parameter
- * starts after any '?' or '&' and its value runs to the next '&', as
- * libpq reads it. */
-static void mask_query_params(char *p)
+/* A stretch of a URL to print as "***": bytes [start, end), maybe none. */
+struct span {
+    size_t start, end;
+};
+
+static int span_cmp(const void *a, const void *b)
 {
-    for (; *p; p++) {
-        if (p[0] != '?' && p[0] != '&')
+    const struct span *x = a, *y = b;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+/* The secrets of a URL ("scheme://..."): the password of the userinfo, and
+ * the value of every secret parameter of the query. Each is found in the
+ * URL as given, not in one already partly masked: the '@' that ends the
+ * userinfo as taken here may lie inside the query (libpq reads a '?' after
+ * the host as the query start whatever follows), and masking the userinfo
+ * first would then swallow "?sslpassword=" and leave the rest of its value
+ * in plain sight. Returns the number of spans written to sp (room for
+ * strlen(url) + 1).
+ *
+ * Before the first '@' (ahead of any '/') is the userinfo for libpq and
+ * libmongoc alike, whatever it holds: a '?' or '&' there starts no
+ * parameter, and what follows it is the user name or the password, which
+ * the userinfo's span covers. Taken for a parameter, its value would run
+ * past that '@' and mask the end of the userinfo with it, and the URL
+ * would read otherwise: some later text would become the password. */
+static size_t url_secrets(const char *url, struct span *sp)
+{
+    size_t n = 0;
+    const char *auth = strstr(url, "://") + 3;
+    const char *slash = strchr(auth, '/');
+    const char *at = NULL, *first_at = NULL;
+    /* The last '@' before the path ends the userinfo: libpq takes the
+     * first, so this masks at least what it reads as the password. */
+    for (const char *q = auth; *q && (!slash || q < slash); q++)
+        if (*q == '@') {
+            at = q;
+            if (!first_at)
+                first_at = q;
+        }
+    if (at) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        if (colon)
+            sp[n++] = (struct span){(size_t)(colon + 1 - url), (size_t)(at - url)};
+    }
+    /* A parameter starts after any '?' or '&' past the first '@' (libpq
+     * reads a '?' inside what this takes for the userinfo as the query),
+     * and its value runs to the next '&'. */
+    for (const char *p = first_at ? first_at : auth; *p; p++) {
+        if (*p != '?' && *p != '&')
             continue;
-        char *key = p + 1;
-        char *eq = key + strcspn(key, "=&?");
+        const char *key = p + 1;
+        const char *eq = key + strcspn(key, "=&?");
         if (*eq != '=' || !is_secret_key(key, (size_t)(eq - key)))
             continue;
-        char *v = eq + 1;
-        char *end = v + strcspn(v, "&");
-        memmove(v + 3, end, strlen(end) + 1);
-        memcpy(v, "***", 3);
-        p = v + 2; /* the loop steps past the mask */
+        const char *v = eq + 1;
+        sp[n++] = (struct span){(size_t)(v - url), (size_t)(v + strcspn(v, "&") - url)};
     }
+    return n;
+}
+
+/* Writes url to out (room for 3 * strlen(url) + 4 bytes) with each span,
+ * once overlapping and touching ones are joined, replaced by "***". */
+static void mask_spans(const char *url, struct span *sp, size_t n, char *out)
+{
+    qsort(sp, n, sizeof *sp, span_cmp);
+    size_t i = 0, o = 0, len = strlen(url);
+    for (size_t k = 0; k < n;) {
+        size_t start = sp[k].start, end = sp[k].end;
+        for (k++; k < n && sp[k].start <= end; k++)
+            if (sp[k].end > end)
+                end = sp[k].end;
+        memcpy(out + o, url + i, start - i);
+        o += start - i;
+        memcpy(out + o, "***", 3);
+        o += 3;
+        i = end;
+    }
+    memcpy(out + o, url + i, len - i + 1);
 }
 
 static int blank(char ch)
@@ -281,39 +352,26 @@ void redact_url(const char *url, char *out, unsigned long cap)
 {
     if (cap == 0)
         return;
-    /* Masking can only grow the text by a few bytes per password: work in
-     * a buffer with room to spare, then copy what fits. */
-    size_t n = strlen(url);
-    char *w = malloc(2 * n + 64);
-    if (!w) {
+    /* Masking grows the text by at most three bytes per secret, and every
+     * secret but the userinfo's follows a key of its own: a buffer of
+     * three times the length holds the result with room to spare. */
+    size_t n = strlen(url), room = 3 * n + 4;
+    char *w = malloc(room);
+    struct span *sp = strstr(url, "://") ? calloc(n + 1, sizeof *sp) : NULL;
+    if (!w || (strstr(url, "://") && !sp)) {
+        free(w);
+        free(sp);
         snprintf(out, cap, "(database URL)");
         return;
     }
-    memcpy(w, url, n + 1);
-    char *scheme = strstr(w, "://");
-    if (scheme) {
-        char *auth = scheme + 3;
-        char *slash = strchr(auth, '/');
-        char *at = NULL;
-        /* The last '@' before the path ends the userinfo: libpq takes the
-         * first, so this masks at least what it reads as the password. */
-        for (char *q = auth; *q && (!slash || q < slash); q++)
-            if (*q == '@')
-                at = q;
-        if (at) {
-            char *colon = memchr(auth, ':', (size_t)(at - auth));
-            if (colon) {
-                memmove(colon + 4, at, strlen(at) + 1);
-                memcpy(colon, ":***", 4);
-            }
-        }
-        /* From the start of the authority, not past the '@': libpq reads
-         * a '?' inside what this took for the userinfo as the query. */
-        mask_query_params(auth);
+    if (sp) {
+        mask_spans(url, sp, url_secrets(url, sp), w);
+        free(sp);
     } else {
+        memcpy(w, url, n + 1);
         mask_keyword_params(w);
     }
     snprintf(out, cap, "%s", w);
-    explicit_bzero(w, 2 * n + 64);
+    explicit_bzero(w, room);
     free(w);
 }

@@ -688,41 +688,58 @@ static void control(void)
            conns, stmts);
 }
 
-static void bundle_phase(void)
+/* Makes the list of damaged copies of one file: every single-byte change,
+ * every truncation and every appended tail, and says how many of each. */
+static void push_damage(enum file f, const struct blob *b, size_t n_tails, size_t *bytes,
+                        size_t *truncs, size_t *tails)
 {
-    struct phase ph = {.name = "bundle", .pg_url = cfg.pg_refused, .pg_every = cfg.pg_every};
     uint8_t vals[sizeof XORS + sizeof REPLACE];
-    size_t bytes = 0;
     list_n = 0;
-    for (size_t i = 0; i < bundle.n; i++) {
-        size_t k = values_at(bundle.p[i], vals);
+    for (size_t i = 0; i < b->n; i++) {
+        size_t k = values_at(b->p[i], vals);
         for (size_t j = 0; j < k; j++)
-            push(K_BYTE, F_BUNDLE, i, vals[j]);
+            push(K_BYTE, f, i, vals[j]);
     }
-    for (size_t len = 0; len < bundle.n; len++)
-        push(K_TRUNC, F_BUNDLE, len, 0);
-    for (size_t t = 0; t < n_bundle_tails; t++)
-        push(K_TAIL, F_BUNDLE, t, 0);
-    size_t truncs = 0, tails = 0;
-    count_kinds(&bytes, &truncs, &tails);
+    for (size_t len = 0; len < b->n; len++)
+        push(K_TRUNC, f, len, 0);
+    for (size_t t = 0; t < n_tails; t++)
+        push(K_TAIL, f, t, 0);
+    count_kinds(bytes, truncs, tails);
+}
+
+/* Runs the n copies of l, every one of which must be refused, and reports:
+ * all refused with exit 3, the SQLite file never created, PostgreSQL never
+ * reached. what opens the first report; the runs and refusals follow it. */
+static void run_refused(struct phase *ph, const struct mutation *l, size_t n, const char *what)
+{
     long mark = log_size();
     double t0 = now_s();
-    run_phase(&ph, list, list_n);
+    run_phase(ph, l, n);
     double secs = now_s() - t0;
     unsigned conns, stmts;
     log_counts(mark, &conns, &stmts);
-    print_histogram(&ph);
-    report(ph.refused == ph.runs && ph.bad == 0 && ph.started_sqlite == list_n &&
-               ph.runs == ph.started_sqlite + ph.started_pg,
-           "bundle: %zu single-byte changes (%zu bytes), %zu truncations, %zu appended tails: "
-           "%zu damaged bundles, %u runs on SQLite + %u on PostgreSQL = %u, %u refused with "
-           "exit 3 (%.0f s)",
-           bytes, bundle.n, truncs, tails, list_n, ph.started_sqlite, ph.started_pg, ph.runs,
-           ph.refused, secs);
-    show_bad(&ph);
-    report(ph.created == 0, "bundle: the SQLite file was created %u times", ph.created);
-    report(conns == 0 && stmts == 0,
-           "bundle: PostgreSQL received %u connections and ran %u statements", conns, stmts);
+    print_histogram(ph);
+    report(ph->refused == ph->runs && ph->bad == 0 && ph->started_sqlite == n &&
+               ph->runs == ph->started_sqlite + ph->started_pg,
+           "%s %u runs on SQLite + %u on PostgreSQL = %u, %u refused with exit 3 (%.0f s)", what,
+           ph->started_sqlite, ph->started_pg, ph->runs, ph->refused, secs);
+    show_bad(ph);
+    report(ph->created == 0, "%s: the SQLite file was created %u times", ph->name, ph->created);
+    report(conns == 0 && stmts == 0, "%s: PostgreSQL received %u connections and ran %u statements",
+           ph->name, conns, stmts);
+}
+
+static void bundle_phase(void)
+{
+    struct phase ph = {.name = "bundle", .pg_url = cfg.pg_refused, .pg_every = cfg.pg_every};
+    size_t bytes, truncs, tails;
+    char what[256];
+    push_damage(F_BUNDLE, &bundle, n_bundle_tails, &bytes, &truncs, &tails);
+    snprintf(what, sizeof what,
+             "bundle: %zu single-byte changes (%zu bytes), %zu truncations, %zu appended tails: "
+             "%zu damaged bundles,",
+             bytes, bundle.n, truncs, tails, list_n);
+    run_refused(&ph, list, list_n, what);
 }
 
 static void sig_phases(void)
@@ -730,27 +747,15 @@ static void sig_phases(void)
     struct phase strict = {.name = "signature", .pg_url = cfg.pg_refused, .pg_every = cfg.pg_every};
     struct phase loose = {
         .name = "signature, signed part intact", .may_accept = 1, .pg_url = cfg.pg_comment};
-    char want[1024], got[1024];
+    char want[1024], got[1024], what[256];
     if (signed_part(sig.p, sig.n, want, sizeof want) != 0)
         die("the good signature file does not have four lines");
-    uint8_t vals[sizeof XORS + sizeof REPLACE];
     uint8_t *buf = malloc(sig.n + SIG_TAIL_BIG);
     struct mutation *loose_list = NULL;
-    size_t loose_n = 0, bytes = 0, truncs = 0;
+    size_t loose_n = 0, bytes, truncs, tails;
     if (!buf)
         die("out of memory");
-    list_n = 0;
-    for (size_t i = 0; i < sig.n; i++) {
-        size_t k = values_at(sig.p[i], vals);
-        for (size_t j = 0; j < k; j++)
-            push(K_BYTE, F_SIG, i, vals[j]);
-    }
-    for (size_t len = 0; len < sig.n; len++)
-        push(K_TRUNC, F_SIG, len, 0);
-    for (size_t t = 0; t < n_sig_tails; t++)
-        push(K_TAIL, F_SIG, t, 0);
-    size_t tails = 0;
-    count_kinds(&bytes, &truncs, &tails);
+    push_damage(F_SIG, &sig, n_sig_tails, &bytes, &truncs, &tails);
     /* Split: what must be refused, and what leaves the signed part. */
     loose_list = malloc(list_n * sizeof *loose_list);
     if (!loose_list)
@@ -765,29 +770,17 @@ static void sig_phases(void)
     }
     free(buf);
 
+    snprintf(what, sizeof what,
+             "signature: %zu single-byte changes (%zu bytes), %zu truncations, %zu appended "
+             "tails; the %zu that change the signed part:",
+             bytes, sig.n, truncs, tails, strict_n);
+    run_refused(&strict, list, strict_n, what);
+
+    unsigned conns, stmts;
     long mark = log_size();
     double t0 = now_s();
-    run_phase(&strict, list, strict_n);
-    double secs = now_s() - t0;
-    unsigned conns, stmts;
-    log_counts(mark, &conns, &stmts);
-    print_histogram(&strict);
-    report(strict.refused == strict.runs && strict.bad == 0 && strict.started_sqlite == strict_n &&
-               strict.runs == strict.started_sqlite + strict.started_pg,
-           "signature: %zu single-byte changes (%zu bytes), %zu truncations, %zu appended tails; "
-           "the %zu that change the signed part: %u runs on SQLite + %u on PostgreSQL = %u, %u "
-           "refused with exit 3 (%.0f s)",
-           bytes, sig.n, truncs, tails, strict_n, strict.started_sqlite, strict.started_pg,
-           strict.runs, strict.refused, secs);
-    show_bad(&strict);
-    report(strict.created == 0, "signature: the SQLite file was created %u times", strict.created);
-    report(conns == 0 && stmts == 0,
-           "signature: PostgreSQL received %u connections and ran %u statements", conns, stmts);
-
-    mark = log_size();
-    t0 = now_s();
     run_phase(&loose, loose_list, loose_n);
-    secs = now_s() - t0;
+    double secs = now_s() - t0;
     log_counts(mark, &conns, &stmts);
     print_histogram(&loose);
     report(loose.bad == 0 && loose.runs == 2 * loose_n && loose_n > 0,

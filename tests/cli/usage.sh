@@ -181,6 +181,26 @@ for d in 250ms 1.5s .5 0.1h 5m 7; do
     expect_not_contains "cmig-run --wait '$d': a duration" "$OUT" "is not a duration"
 done
 
+# cmig-run reads options after the command as well, whatever the
+# environment: with POSIXLY_CORRECT set, glibc's getopt used to stop at the
+# first word that is not an option, so that "status --wait 5x" was refused
+# for its stray '--wait' instead of its duration (found by
+# tests/fuzz/fuzz_config.c). "--" still ends the options.
+for posix in unset set; do
+    if [ "$posix" = set ]; then export POSIXLY_CORRECT=1; else unset POSIXLY_CORRECT; fi
+    expect_exit 2 "POSIXLY_CORRECT $posix: cmig-run status --wait 5x: exit 2" "$B/cmig-run" status --wait 5x
+    expect_contains "POSIXLY_CORRECT $posix: an option after the command is read as one" "$OUT" \
+        "--wait: '5x' is not a duration"
+    expect_exit 2 "POSIXLY_CORRECT $posix: a third word: exit 2" "$B/cmig-run" force --wait 1s 3 extra
+    expect_contains "POSIXLY_CORRECT $posix: the third word is the unexpected one" "$OUT" \
+        "unexpected argument 'extra'"
+    expect_exit 2 "POSIXLY_CORRECT $posix: after --, options are words: exit 2" \
+        "$B/cmig-run" force 3 -- --wait
+    expect_contains "POSIXLY_CORRECT $posix: after --, an option is a word" "$OUT" \
+        "unexpected argument '--wait'"
+done
+unset POSIXLY_CORRECT
+
 # Errors name the program, so that logs of several tools stay readable.
 run "$BUNDLE" inspect
 expect_contains "errors start with 'cmig-bundle: error:'" "$(head -1 <<<"$SERR")" "cmig-bundle: error:"

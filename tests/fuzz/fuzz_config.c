@@ -6,19 +6,26 @@
  * The input is a list of NUL-separated records. A record "CMIG_NAME=VALUE"
  * sets that variable; for CMIG_DATABASE_URL_FILE the value is the file's
  * content (an in-memory file; "-" names a file that does not exist). Any
- * other record is one argument after "cmig-run". Properties:
+ * other record is one argument after "cmig-run". Each run is a function of
+ * its input alone: the environment a parse reads (CMIG_*, POSIXLY_CORRECT)
+ * is emptied before and after, the variables are the input's own strings,
+ * and the URL file is the same in-memory file every time. Properties:
  *   - a parse does not depend on an earlier one, even one that failed in
- *     the middle of "-qv"-style clustered flags;
+ *     the middle of "-qv"-style clustered flags, nor on POSIXLY_CORRECT;
  *   - every string the config holds points into an argument or at an
  *     environment value (nothing dangles), except the database URL, which
  *     is its own copy;
  *   - against the same arguments without the environment: a flag wins over
  *     its variable, a variable fills only what no flag set, switches are
  *     or-ed, a failure without the environment is one with it, and the
- *     environment can only add a failure that names its own option;
+ *     environment can only add a failure that names its own option and
+ *     quotes its value (as far as the message holds it);
  *   - the URL read from CMIG_DATABASE_URL_FILE is its content less the
- *     trailing newlines and blanks, and neither it nor CMIG_DATABASE_URL
- *     ever appears in an error message;
+ *     trailing newlines and blanks;
+ *   - no message depends on the secrets: with CMIG_DATABASE_URL and the
+ *     URL file's content replaced by others of the same length, different
+ *     in every byte, a parse fails or succeeds alike, with the same
+ *     message to the byte;
  *   - a duration is accepted only as documented (digits, an optional
  *     fraction, then ms, s, m or h, or nothing for seconds), and the
  *     units scale as they should.
@@ -40,6 +47,8 @@ extern char **environ;
 #define MAX_RECORDS 48
 #define URL_FILE_MAX 8192 /* as runner/config.c */
 #define MISSING_FILE "/nonexistent-cmig-fuzz/url"
+
+static const char missing_msg[] = "cannot read CMIG_DATABASE_URL_FILE '" MISSING_FILE "': ";
 
 static const char *const string_vars[] = {"CMIG_BUNDLE", "CMIG_SIGNATURE", "CMIG_TERMINATION_LOG"};
 static const char *const switch_vars[] = {"CMIG_SINGLE_TRANSACTION", "CMIG_STRICT",
@@ -225,27 +234,116 @@ static void require_anchored(const struct run_config *c, int argc, char *const *
     REQUIRE(!c->database_url || !in_args(c->database_url, argc, args));
 }
 
-/* Whether s is in an argument or in a variable other than the URL ones. */
-static int said_elsewhere(const char *s, int argc, char *const *args, char *const *env_rec,
-                          int n_env)
+/* Whether msg is PREFIX then v then a quote, as the runner writes a bad
+ * value, allowing for the cut at CMIG_ERR_MSG_MAX - 1 bytes that a long
+ * value gets: then all of the message after PREFIX is the start of v. */
+static int echoes(const char *msg, const char *prefix, const char *v)
 {
-    for (int i = 1; i < argc; i++)
-        if (strstr(args[i], s))
-            return 1;
-    for (int i = 0; i < n_env; i++) {
-        const char *eq = strchr(env_rec[i], '=');
-        if (strncmp(env_rec[i], "CMIG_DATABASE_URL=", 18) != 0 &&
-            strncmp(env_rec[i], "CMIG_DATABASE_URL_FILE=", 23) != 0 && eq && strstr(eq + 1, s))
-            return 1;
+    size_t m = strlen(msg), p = strlen(prefix), n = strlen(v);
+    if (m < p || strncmp(msg, prefix, p) != 0)
+        return 0;
+    if (p + n < m)
+        return strncmp(msg + p, v, n) == 0 && msg[p + n] == '\'';
+    return m == CMIG_ERR_MSG_MAX - 1 && strncmp(msg + p, v, m - p) == 0;
+}
+
+/* ---- the environment -------------------------------------------------------- */
+
+/* Everything a parse reads from outside its arguments: the CMIG_*
+ * variables, and POSIXLY_CORRECT, which changes how glibc's getopt orders
+ * the words it is given. */
+static void clear_env(void)
+{
+    clear_cmig_env();
+    REQUIRE(unsetenv("POSIXLY_CORRECT") == 0);
+}
+
+/* Whether record r sets variable name. */
+static int sets(const char *r, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(r, name, n) == 0 && r[n] == '=';
+}
+
+static int url_file_is_missing(const char *r)
+{
+    return sets(r, "CMIG_DATABASE_URL_FILE") && strcmp(strchr(r, '=') + 1, "-") == 0;
+}
+
+/* The file that CMIG_DATABASE_URL_FILE names: one in-memory file for the
+ * whole process, rewritten for each use, so that its path (which messages
+ * quote) is the same in every parse, and nothing is left open or on disk
+ * from one input to the next. */
+static char url_file_var[64];
+
+static void set_url_file(const char *content, size_t n)
+{
+    static int fd = -1;
+    if (fd < 0) {
+        char path[32];
+        fd = fuzz_memfile("", 0, path, sizeof path);
+        REQUIRE(fd >= 0);
     }
-    return 0;
+    REQUIRE(ftruncate(fd, 0) == 0);
+    for (size_t done = 0; done < n;) {
+        ssize_t w = pwrite(fd, content + done, n - done, (off_t)done);
+        REQUIRE(w > 0);
+        done += (size_t)w;
+    }
+    snprintf(url_file_var, sizeof url_file_var, "CMIG_DATABASE_URL_FILE=/proc/self/fd/%d", fd);
+}
+
+/* Copies of the records in which the URL secrets (the value of
+ * CMIG_DATABASE_URL and the content of the URL file) are others of the same
+ * length, different in every byte. NULL entries when out of memory. */
+static void make_twins(char *const *rec, char **twin, int n)
+{
+    for (int i = 0; i < n; i++) {
+        twin[i] = strdup(rec[i]);
+        if (!twin[i] || !(sets(rec[i], "CMIG_DATABASE_URL") ||
+                          (sets(rec[i], "CMIG_DATABASE_URL_FILE") && !url_file_is_missing(rec[i]))))
+            continue;
+        for (char *v = strchr(twin[i], '=') + 1; *v; v++)
+            *v = *v == 'a' ? 'b' : 'a';
+    }
+}
+
+/* Makes the environment exactly the records (later ones winning), and
+ * nothing else a parse reads. They go in with putenv, not copied: glibc's
+ * setenv keeps every NAME=VALUE it is ever given until the process ends,
+ * so memory would grow with each new value, input after input. Returns the
+ * content of the URL file, with its length in *len, or NULL when the last
+ * CMIG_DATABASE_URL_FILE was "-" (a file that does not exist) or there is
+ * none. */
+static const char *set_env(char *const *rec, int n, size_t *len)
+{
+    const char *file = NULL;
+    clear_env();
+    for (int i = 0; i < n; i++) {
+        if (!sets(rec[i], "CMIG_DATABASE_URL_FILE")) {
+            REQUIRE(putenv(rec[i]) == 0);
+            continue;
+        }
+        if (url_file_is_missing(rec[i])) {
+            snprintf(url_file_var, sizeof url_file_var, "CMIG_DATABASE_URL_FILE=%s", MISSING_FILE);
+            file = NULL;
+        } else {
+            /* The value runs to the end of the record: NULs cannot be in
+             * it, so only the input's end is not a record's. */
+            file = strchr(rec[i], '=') + 1;
+            *len = strlen(file);
+            set_url_file(file, *len);
+        }
+        REQUIRE(putenv(url_file_var) == 0);
+    }
+    return file;
 }
 
 /* ---- the target ------------------------------------------------------------- */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char a0[] = "cmig-run";
+    static char a0[] = "cmig-run", posix[] = "POSIXLY_CORRECT=1";
     char *copy = malloc(size + 1);
     if (!copy)
         return 0;
@@ -254,7 +352,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *args[MAX_RECORDS + 2] = {a0};
     int argc = 1;
-    char *env_rec[MAX_RECORDS];
+    char *env_rec[MAX_RECORDS], *twin_rec[MAX_RECORDS];
     int n_env = 0;
     for (char *r = copy; r <= copy + size; r += strlen(r) + 1) {
         check_duration(r);
@@ -269,63 +367,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     args[argc] = NULL;
 
     /* Without the environment: twice, after a failed parse and after a
-     * clean start, to the same result. */
-    static struct parsed bare, again, full;
-    clear_cmig_env();
+     * clean start, and once more under POSIXLY_CORRECT, to the same
+     * result. */
+    static struct parsed bare, again, twin, full;
+    clear_env();
     parse_poison();
     parse(&bare, argc, args);
     optind = 0; /* glibc: start the scan over, forgetting any cluster */
     parse(&again, argc, args);
     require_same(&bare, &again);
+    release(&again);
+    REQUIRE(putenv(posix) == 0);
+    parse(&again, argc, args);
+    require_same(&bare, &again);
+    release(&again);
+    REQUIRE(unsetenv("POSIXLY_CORRECT") == 0);
     if (bare.rc == 0)
         require_anchored(&bare.c, argc, args);
     else
         REQUIRE(bare.rc == bare.err.code && bare.err.code == CMIG_E_USAGE && bare.err.msg[0]);
-    release(&again);
 
-    /* With it. */
-    int url_fd = -1;
-    const char *url_file = NULL; /* the file's content */
+    /* With it: first with other URL secrets of the same lengths, then with
+     * the input's own. The two parses must end alike, to the byte of the
+     * message: a message that quoted even one byte of the URL, or of the
+     * URL file, would tell them apart. */
     size_t url_file_len = 0;
-    for (int i = 0; i < n_env; i++) {
-        char *eq = strchr(env_rec[i], '=');
-        *eq = '\0';
-        const char *name = env_rec[i], *value = eq + 1;
-        if (strcmp(name, "CMIG_DATABASE_URL_FILE") == 0) {
-            char path[64];
-            if (url_fd >= 0)
-                close(url_fd);
-            url_fd = -1;
-            url_file = NULL;
-            if (strcmp(value, "-") == 0) {
-                snprintf(path, sizeof path, "%s", MISSING_FILE);
-            } else {
-                /* The value runs to the end of the record: NULs cannot be
-                 * in it, so only the input's end is not a record's. */
-                url_file = value;
-                url_file_len = strlen(value);
-                url_fd = fuzz_memfile(value, url_file_len, path, sizeof path);
-                if (url_fd < 0)
-                    goto out;
-            }
-            setenv(name, path, 1);
-        } else {
-            setenv(name, value, 1);
-        }
-        *eq = '=';
-    }
+    make_twins(env_rec, twin_rec, n_env);
+    for (int i = 0; i < n_env; i++)
+        if (!twin_rec[i])
+            goto out;
+    set_env(twin_rec, n_env, &url_file_len);
+    parse_poison();
+    parse(&twin, argc, args);
+    const char *url_file = set_env(env_rec, n_env, &url_file_len);
     parse_poison();
     parse(&full, argc, args);
+    REQUIRE(twin.rc == full.rc && strcmp(twin.err.msg, full.err.msg) == 0);
+    release(&twin);
     const char *env_url = env_value("CMIG_DATABASE_URL");
-    int file_used = url_file && !env_url && env_value("CMIG_DATABASE_URL_FILE");
+    int file_used = url_file && !env_url;
 
-    /* Secrets never reach a message (unless some other input holds them). */
-    if (full.rc) {
-        if (env_url && strlen(env_url) >= 6 && !said_elsewhere(env_url, argc, args, env_rec, n_env))
-            REQUIRE(!strstr(full.err.msg, env_url));
-        if (file_used && url_file_len >= 6 && !said_elsewhere(url_file, argc, args, env_rec, n_env))
-            REQUIRE(!strstr(full.err.msg, url_file));
-    }
     if (bare.rc) {
         /* Arguments that fail alone fail with any environment. */
         REQUIRE(full.rc != 0);
@@ -334,18 +415,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (full.rc) {
         /* The environment added the failure: a bad value of its own. */
         REQUIRE(full.rc == CMIG_E_USAGE);
+        const char *msg = full.err.msg;
         int named = 0;
         for (int i = 0; i < 4; i++) {
             const char *v = env_value(duration_vars[i]);
             char want[64];
             snprintf(want, sizeof want, "%s: '", duration_opts[i]);
-            named |= v && strncmp(full.err.msg, want, strlen(want)) == 0 &&
-                     strncmp(full.err.msg + strlen(want), v, strlen(v)) == 0;
+            named |= v && echoes(msg, want, v);
         }
-        named |= env_value("CMIG_LOG_FORMAT") && strncmp(full.err.msg, "--log-format: '", 15) == 0;
-        named |= env_value("CMIG_DATABASE_URL_FILE") && !env_url && !bare.c.database_url &&
-                 (strstr(full.err.msg, "CMIG_DATABASE_URL_FILE") ||
-                  strstr(full.err.msg, "is larger than"));
+        if (env_value("CMIG_LOG_FORMAT"))
+            named |= echoes(msg, "--log-format: '", env_value("CMIG_LOG_FORMAT"));
+        if (env_value("CMIG_DATABASE_URL_FILE") && !env_url && !bare.c.database_url)
+            named |= url_file ? url_file_len > URL_FILE_MAX && strstr(msg, "is larger than") != NULL
+                              : strncmp(msg, missing_msg, sizeof missing_msg - 1) == 0;
         REQUIRE(named);
         goto out;
     }
@@ -396,9 +478,10 @@ out:
     release(&bare);
     release(&full);
     memset(&full, 0, sizeof full);
-    if (url_fd >= 0)
-        close(url_fd);
-    clear_cmig_env();
+    /* The environment points into the records: empty it before they go. */
+    clear_env();
+    for (int i = 0; i < n_env; i++)
+        free(twin_rec[i]);
     free(copy);
     return 0;
 }

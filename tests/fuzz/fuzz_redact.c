@@ -7,11 +7,14 @@
  * will really read the URL: libpq's PQconninfoParse for postgres://,
  * postgresql:// and libpq's key=value strings (the call the PostgreSQL
  * driver makes; cmig-run picks drivers the same way), libmongoc's URI
- * parser for mongodb:// and mongodb+srv://. Each secret they find -
- * password and, for libpq, sslpassword - must not survive redaction:
+ * parser for mongodb:// and mongodb+srv://. Each secret they find - the
+ * password; for libpq sslpassword; for libmongoc the passphrase of the TLS
+ * key and every value of authMechanismProperties (AWS_SESSION_TOKEN:...) -
+ * must not survive redaction:
  *   - the redacted URL, read back by the same parser, carries no such
  *     secret or "***" in its place (this catches a secret the URL spells
- *     with percent escapes, or one only partly masked);
+ *     with percent escapes, or one only partly masked), and no
+ *     authMechanismProperties value at all;
  *   - when the URL has no percent escape and holds the secret literally
  *     exactly once, the redacted URL does not contain it at all;
  *   - a short output buffer gets a prefix of the full result, NUL-ended.
@@ -50,12 +53,28 @@ static enum parser parser_for(const char *url)
     return PARSE_NONE;
 }
 
-/* The secrets the parser reads from url, each a malloc'd copy or NULL:
- * out[0] the password, out[1] libpq's sslpassword. Returns 0 when the
- * parser accepts url, -1 when it refuses it. */
-static int secrets_of(enum parser p, const char *url, char *out[2])
+#define SECRETS 8        /* at most this many found in one URL */
+#define FIRST_PROPERTY 2 /* out[] index of the first authMechanismProperties value */
+
+/* Each string value of doc into out[*n...], as long as there is room. */
+static void property_values(const bson_t *doc, char *out[SECRETS], int *n)
 {
-    out[0] = out[1] = NULL;
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc))
+        return;
+    while (*n < SECRETS && bson_iter_next(&it))
+        if (BSON_ITER_HOLDS_UTF8(&it))
+            out[(*n)++] = strdup(bson_iter_utf8(&it, NULL));
+}
+
+/* The secrets the parser reads from url, each a malloc'd copy or NULL:
+ * out[0] the password, out[1] libpq's sslpassword or libmongoc's TLS key
+ * passphrase, out[2...] the values of libmongoc's authMechanismProperties.
+ * Returns 0 when the parser accepts url, -1 when it refuses it. */
+static int secrets_of(enum parser p, const char *url, char *out[SECRETS])
+{
+    for (int i = 0; i < SECRETS; i++)
+        out[i] = NULL;
     if (p == PARSE_LIBPQ) {
         char *why = NULL;
         PQconninfoOption *opts = PQconninfoParse(url, &why);
@@ -80,6 +99,14 @@ static int secrets_of(enum parser p, const char *url, char *out[2])
     const char *pw = mongoc_uri_get_password(uri);
     if (pw)
         out[0] = strdup(pw);
+    const char *key_pw =
+        mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_TLSCERTIFICATEKEYFILEPASSWORD, NULL);
+    if (key_pw)
+        out[1] = strdup(key_pw);
+    bson_t props;
+    int n = FIRST_PROPERTY;
+    if (mongoc_uri_get_mechanism_properties(uri, &props))
+        property_values(&props, out, &n);
     mongoc_uri_destroy(uri);
     return 0;
 }
@@ -91,6 +118,28 @@ static size_t occurrences(const char *hay, const char *needle)
     for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
         n++;
     return n;
+}
+
+/* Whether url, with the letters and digits of its one spelling of s
+ * changed (a letter for a letter, a digit for a digit, the rest kept, so
+ * that nothing the redactor goes by moves), redacts to red. */
+static int same_redaction(const char *url, const char *s, const char *red, size_t cap)
+{
+    char *other = strdup(url), *out = malloc(cap);
+    REQUIRE(other && out);
+    char *at = strstr(other, s);
+    for (size_t i = 0; at[i] && i < strlen(s); i++) {
+        char ch = at[i];
+        if (ch >= '0' && ch <= '9')
+            at[i] = ch == '0' ? '1' : '0';
+        else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+            at[i] = ch == 'a' ? 'b' : 'a';
+    }
+    redact_url(other, out, cap);
+    int same = strcmp(out, red) == 0;
+    free(other);
+    free(out);
+    return same;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -125,25 +174,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     REQUIRE(strlen(small) == k - 1 || strlen(small) == strlen(red));
 
     enum parser p = parser_for(url);
-    char *before[2] = {NULL, NULL}, *after[2] = {NULL, NULL};
+    char *before[SECRETS] = {NULL}, *after[SECRETS] = {NULL};
     if (p != PARSE_NONE && secrets_of(p, url, before) == 0) {
         int read_back = secrets_of(p, red, after) == 0;
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < SECRETS; i++) {
             const char *s = before[i];
             if (!s || !*s || strcmp(s, MASK) == 0)
                 continue;
-            if (read_back)
+            /* The properties are masked whole: none may be read back, in
+             * any place. */
+            if (read_back && i < FIRST_PROPERTY)
                 REQUIRE(!after[i] || !*after[i] || strcmp(after[i], MASK) == 0);
-            /* Spelled out once and literally, that one place is the
-             * secret, and it must be gone. A '*' in it could be rebuilt
-             * from the mask and the text around it. A secret of under four
-             * bytes may be spelled by its escapes ("a\\ " for "a ") and
-             * then match elsewhere ("dbna "): only longer ones count. */
-            if (!strchr(url, '%') && !strchr(s, '*') && strlen(s) >= 4 && occurrences(url, s) == 1)
+            for (int j = FIRST_PROPERTY; read_back && i >= FIRST_PROPERTY && j < SECRETS; j++)
+                REQUIRE(!after[j] || !*after[j] || strcmp(after[j], MASK) == 0);
+            /* Without escapes (percent escapes, and the backslashes of
+             * the key=value form) a secret is spelled as it is, so when it
+             * occurs once that one place is the secret. Else it may be
+             * spelled by its escapes ("ab\\cd" for "abcd") and match other
+             * text ("host=abcd"), which is no leak. */
+            if (strpbrk(url, "%\\") || occurrences(url, s) != 1)
+                continue;
+            /* It must be gone; a '*' in it could be rebuilt from the mask
+             * and the text around it. */
+            if (!strchr(s, '*'))
                 REQUIRE(strstr(red, s) == NULL);
+            /* Not one byte of it may be left either: with its letters and
+             * digits changed, the URL redacts to the same text. Only for
+             * a secret without '?' or '&', which could start a query
+             * parameter of its own and so change what else is masked. */
+            if (!strpbrk(s, "?&"))
+                REQUIRE(same_redaction(url, s, red, cap));
         }
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < SECRETS; i++) {
         free(before[i]);
         free(after[i]);
     }
