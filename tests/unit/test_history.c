@@ -17,6 +17,7 @@
 #include "cmig/manifest.h"
 #include "cmig/semver.h"
 #include "harness.h"
+#include "manifest_fixture.h"
 
 /* One migration: version, name, up content id, down content id (0: no
  * down). Equal ids mean equal files. */
@@ -27,53 +28,27 @@ struct spec {
     int down;
 };
 
-static char *dup_s(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        exit(2);
-    return d;
-}
-
 static void file_for(struct cmig_file *f, int64_t version, int is_down, int id)
 {
     char path[96];
     snprintf(path, sizeof path, "migrations/%lld.%s.sql", (long long)version,
              is_down ? "down" : "up");
-    f->path = dup_s(path);
+    f->path = fixture_strdup(path);
     f->size = 100 + (uint64_t)id;
     memset(f->sha256, id, 32);
     f->tx = CMIG_TX_TRANSACTION;
-    f->tx_reason = dup_s("");
-    f->source = dup_s(path + 11);
+    f->tx_reason = fixture_strdup("");
+    f->source = fixture_strdup(path + 11);
 }
 
 static struct cmig_manifest *mk(const char *name, const char *version, const struct spec *s,
                                 size_t n)
 {
-    struct cmig_err err;
-    cmig_err_clear(&err);
-    struct cmig_manifest *m = calloc(1, sizeof *m);
-    if (!m)
-        exit(2);
-    m->format_version = CMIG_FORMAT_VERSION;
-    m->name = dup_s(name);
-    if (cmig_semver_parse(&m->version, version, strlen(version), &err)) {
-        printf("#   bad test version '%s'\n", version);
-        exit(2);
-    }
-    m->source_revision = dup_s("");
-    m->builder = dup_s("test");
-    m->driver = dup_s("postgres");
-    m->dir_format = dup_s("golang-migrate");
-    m->migrations = calloc(n ? n : 1, sizeof *m->migrations);
-    if (!m->migrations)
-        exit(2);
-    m->n = n;
+    struct cmig_manifest *m = fixture_manifest(name, version, "golang-migrate", "test", n);
     for (size_t i = 0; i < n; i++) {
         struct cmig_migration *mg = &m->migrations[i];
         mg->version = s[i].version;
-        mg->name = dup_s(s[i].name);
+        mg->name = fixture_strdup(s[i].name);
         file_for(&mg->up, s[i].version, 0, s[i].up);
         if (s[i].down)
             file_for(&mg->down, s[i].version, 1, s[i].down);

@@ -19,27 +19,18 @@
 #include "cmig/manifest.h"
 #include "cmig/semver.h"
 #include "harness.h"
-
-static char *dup_s(const char *s)
-{
-    char *d = strdup(s);
-    if (!d) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return d;
-}
+#include "manifest_fixture.h"
 
 static void fill_file(struct cmig_file *f, const char *path, uint64_t size, uint8_t fill,
                       enum cmig_txmode tx, const char *reason, const char *source, uint32_t line)
 {
-    f->path = dup_s(path);
+    f->path = fixture_strdup(path);
     f->size = size;
     for (int i = 0; i < 32; i++)
         f->sha256[i] = (uint8_t)(fill + i * 7);
     f->tx = tx;
-    f->tx_reason = dup_s(reason);
-    f->source = dup_s(source);
+    f->tx_reason = fixture_strdup(reason);
+    f->source = fixture_strdup(source);
     f->source_line = line;
 }
 
@@ -48,54 +39,30 @@ static void fill_file(struct cmig_file *f, const char *path, uint64_t size, uint
  * a 64-bit version and a UTF-8 name. */
 static struct cmig_manifest *sample(void)
 {
-    struct cmig_err err;
-    cmig_err_clear(&err);
-    struct cmig_manifest *m = calloc(1, sizeof *m);
-    if (!m)
-        exit(2);
-    m->format_version = CMIG_FORMAT_VERSION;
-    m->name = dup_s("shop-db");
-    const char *v = "2.1.0-rc.1+build.7";
-    if (cmig_semver_parse(&m->version, v, strlen(v), &err))
-        exit(2);
+    struct cmig_manifest *m =
+        fixture_manifest("shop-db", "2.1.0-rc.1+build.7", "goose", "cmig-bundle 0.1.0", 3);
     m->created_at = 1700000123;
-    m->source_revision = dup_s("9f1c2e0");
-    m->builder = dup_s("cmig-bundle 0.1.0");
-    m->driver = dup_s("postgres");
-    m->dir_format = dup_s("goose");
-    m->n = 3;
-    m->migrations = calloc(3, sizeof *m->migrations);
-    if (!m->migrations)
-        exit(2);
+    free(m->source_revision);
+    m->source_revision = fixture_strdup("9f1c2e0");
     struct cmig_migration *a = &m->migrations[0], *b = &m->migrations[1], *c = &m->migrations[2];
     a->version = 1;
-    a->name = dup_s("create users");
+    a->name = fixture_strdup("create users");
     fill_file(&a->up, "migrations/1_create_users.up.sql", 120, 0x10, CMIG_TX_TRANSACTION, "",
               "00001_create_users.sql", 2);
     fill_file(&a->down, "migrations/1_create_users.down.sql", 18, 0x20, CMIG_TX_TRANSACTION, "",
               "00001_create_users.sql", 9);
     b->version = 20240101120000;
-    b->name = dup_s("index");
+    b->name = fixture_strdup("index");
     fill_file(&b->up, "migrations/20240101120000_index.up.sql", 0, 0x30, CMIG_TX_NONE,
               "line 3: CREATE INDEX CONCURRENTLY", "20240101120000_index.sql", 4000000000u);
     c->version = INT64_MAX;
-    c->name = dup_s("a\xc3\xb1"
+    c->name = fixture_strdup("a\xc3\xb1"
                     "adir caf\xc3\xa9");
     fill_file(&c->up, "migrations/9223372036854775807_last.up.sql", 7, 0x40, CMIG_TX_NONE,
               "annotation -- cmig:no-transaction (line 1)", "x.sql", 1);
     fill_file(&c->down, "migrations/9223372036854775807_last.down.sql", 268435456, 0x50,
               CMIG_TX_TRANSACTION, "", "x.sql", 0);
     return m;
-}
-
-static int same_file(const struct cmig_file *a, const struct cmig_file *b)
-{
-    if (!a->path || !b->path)
-        return !a->path && !b->path;
-    return strcmp(a->path, b->path) == 0 && a->size == b->size &&
-           memcmp(a->sha256, b->sha256, 32) == 0 && a->tx == b->tx &&
-           strcmp(a->tx_reason, b->tx_reason) == 0 && strcmp(a->source, b->source) == 0 &&
-           a->source_line == b->source_line;
 }
 
 static uint8_t *serialize(const struct cmig_manifest *m, size_t *len)
@@ -236,8 +203,8 @@ TEST(roundtrip_every_field)
             const struct cmig_migration *a = &m->migrations[i], *b = &back->migrations[i];
             CHECK_EQ_INT(b->version, a->version);
             CHECK_STR(b->name, a->name);
-            CHECK(same_file(&a->up, &b->up));
-            CHECK(same_file(&a->down, &b->down));
+            CHECK(fixture_same_file(&a->up, &b->up));
+            CHECK(fixture_same_file(&a->down, &b->down));
         }
         if (back->n == 3) {
             CHECK(back->migrations[1].down.path == NULL);
@@ -528,7 +495,7 @@ static void set_path(struct cmig_manifest *m, int which, const char *p)
 {
     struct cmig_file *f = which ? &m->migrations[0].down : &m->migrations[0].up;
     free(f->path);
-    f->path = dup_s(p);
+    f->path = fixture_strdup(p);
 }
 
 static void up_dotdot(struct cmig_manifest *m)
@@ -574,7 +541,7 @@ TEST(refuse_unsafe_path)
 static void dup_across(struct cmig_manifest *m)
 {
     free(m->migrations[1].up.path);
-    m->migrations[1].up.path = dup_s(m->migrations[0].up.path);
+    m->migrations[1].up.path = fixture_strdup(m->migrations[0].up.path);
 }
 static void dup_up_down(struct cmig_manifest *m)
 {

@@ -18,6 +18,7 @@
 #include "cmig/manifest.h"
 #include "cmig/semver.h"
 #include "harness.h"
+#include "manifest_fixture.h"
 
 #define CHUNK (64u * 1024)
 
@@ -51,24 +52,8 @@ static void fill(struct cmig_file *f, long long v, const char *dir)
 /* A manifest of n migrations whose image spans many chunks. */
 static struct cmig_manifest *big(size_t n)
 {
-    struct cmig_err err;
-    cmig_err_clear(&err);
-    struct cmig_manifest *m = calloc(1, sizeof *m);
-    if (!m)
-        exit(2);
-    m->format_version = CMIG_FORMAT_VERSION;
-    m->name = strdup("big");
-    if (cmig_semver_parse(&m->version, "3.0.0", 5, &err))
-        exit(2);
-    m->source_revision = strdup("");
-    m->builder = strdup("cmig-bundle 0.1.0");
-    m->driver = strdup("postgres");
-    m->dir_format = strdup("golang-migrate");
-    m->migrations = calloc(n, sizeof *m->migrations);
-    if (!m->name || !m->source_revision || !m->builder || !m->driver || !m->dir_format ||
-        !m->migrations)
-        exit(2);
-    m->n = n;
+    struct cmig_manifest *m =
+        fixture_manifest("big", "3.0.0", "golang-migrate", "cmig-bundle 0.1.0", n);
     for (size_t i = 0; i < n; i++) {
         struct cmig_migration *mg = &m->migrations[i];
         mg->version = (int64_t)(i + 1) * 3;
@@ -114,16 +99,6 @@ static struct cmig_zimage *chunked(const uint8_t *img, size_t len, size_t step)
     return z;
 }
 
-static int same_file(const struct cmig_file *a, const struct cmig_file *b)
-{
-    if (!a->path || !b->path)
-        return !a->path && !b->path;
-    return strcmp(a->path, b->path) == 0 && a->size == b->size &&
-           memcmp(a->sha256, b->sha256, 32) == 0 && a->tx == b->tx &&
-           strcmp(a->tx_reason, b->tx_reason) == 0 && strcmp(a->source, b->source) == 0 &&
-           a->source_line == b->source_line;
-}
-
 static int same_manifest(const struct cmig_manifest *a, const struct cmig_manifest *b)
 {
     if (a->n != b->n || strcmp(a->name, b->name) != 0 ||
@@ -132,7 +107,7 @@ static int same_manifest(const struct cmig_manifest *a, const struct cmig_manife
     for (size_t i = 0; i < a->n; i++) {
         const struct cmig_migration *x = &a->migrations[i], *y = &b->migrations[i];
         if (x->version != y->version || strcmp(x->name, y->name) != 0 ||
-            !same_file(&x->up, &y->up) || !same_file(&x->down, &y->down))
+            !fixture_same_file(&x->up, &y->up) || !fixture_same_file(&x->down, &y->down))
             return 0;
     }
     return 1;
