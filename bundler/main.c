@@ -6,6 +6,7 @@
  * code from the table in cli.h.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -76,6 +77,14 @@ int main(int argc, char **argv)
             return EXIT_OK;
         }
     }
+    /* Options may follow the command's arguments ("inspect B.cmig --json"),
+     * as --help says. glibc's getopt_long reorders argv to allow that, but
+     * stops at the first argument when POSIXLY_CORRECT is set, and then
+     * takes every later option for an argument. The variable means nothing
+     * else to cmig-bundle, which starts no other program: it is dropped
+     * before the first getopt call reads it, so the same words parse the
+     * same everywhere. */
+    unsetenv("POSIXLY_CORRECT");
     /* getopt names argv[0] in its messages: make that the whole command. */
     static char prog[32];
     snprintf(prog, sizeof prog, "cmig-bundle %s", c->name);

@@ -201,6 +201,29 @@ for posix in unset set; do
 done
 unset POSIXLY_CORRECT
 
+# cmig-bundle too: options after the arguments, with POSIXLY_CORRECT unset
+# and set ("inspect B --json" used to say "exactly one BUNDLE is required"
+# when it was set, taking --json for a second bundle).
+for posix in unset set; do
+    if [ "$posix" = set ]; then export POSIXLY_CORRECT=1; else unset POSIXLY_CORRECT; fi
+    run "$BUNDLE" inspect app.cmig --json
+    if [ "$RC" -eq 0 ] && [[ $SOUT == '{"name":"app"'* ]]; then
+        ok "POSIXLY_CORRECT $posix: cmig-bundle inspect B --json prints JSON"
+    else
+        not_ok "POSIXLY_CORRECT $posix: cmig-bundle inspect B --json prints JSON" "exit $RC: $SERR"
+    fi
+    run "$BUNDLE" build mig --name app --version 1.0.2 --key k.key --output "posix-$posix.cmig" -q
+    if [ "$RC" -eq 0 ] && [ -s "posix-$posix.cmig" ]; then
+        ok "POSIXLY_CORRECT $posix: cmig-bundle build DIR --name ... reads every option"
+    else
+        not_ok "POSIXLY_CORRECT $posix: cmig-bundle build DIR --name ... reads every option" \
+            "exit $RC: $SERR"
+    fi
+    usage_error "POSIXLY_CORRECT $posix: after --, an option is an argument" \
+        "exactly one BUNDLE is required" "$BUNDLE" inspect app.cmig -- --json
+done
+unset POSIXLY_CORRECT
+
 # Errors name the program, so that logs of several tools stay readable.
 run "$BUNDLE" inspect
 expect_contains "errors start with 'cmig-bundle: error:'" "$(head -1 <<<"$SERR")" "cmig-bundle: error:"
