@@ -15,8 +15,8 @@
  * - no message carries the password: libpq's connection-string parse errors
  *   are never echoed, and connection failures are scrubbed of the password
  *   text before they leave this file;
- * - every wait (connection retries, the migration lock) is bounded and ends
- *   as soon as the core reports a signal.
+ * - every wait (connection retries, the migration lock, the pipelined
+ *   history read) is bounded and ends as soon as the core reports a signal.
  *
  * Error positions: PostgreSQL reports a 1-based character index into the
  * string it received; it is converted back to a byte offset (UTF-8 client
@@ -51,6 +51,10 @@
 #define LOCK_BACKOFF_FIRST_MS 50
 #define LOCK_BACKOFF_MAX_MS 1000
 #define POLL_SLICE_MS 50
+/* How much longer than the statement timeout a pipelined answer may take
+ * before the server is taken for gone: the server ends a statement that
+ * runs too long itself, and says so. */
+#define ANSWER_GRACE_MS 10000
 
 struct cmig_conn {
     PGconn *pg;
@@ -58,8 +62,9 @@ struct cmig_conn {
     void (*log)(void *ctx, int level, const char *event, const char *msg);
     void *log_ctx;
     volatile int *interrupted;
-    int pos_in_bytes;  /* server_encoding SQL_ASCII: positions count bytes */
-    char *lock_bundle; /* the bundle whose lock this session holds */
+    int64_t statement_timeout_ms; /* 0: the server's */
+    int pos_in_bytes;             /* server_encoding SQL_ASCII: positions count bytes */
+    char *lock_bundle;            /* the bundle whose lock this session holds */
 };
 
 /* ---- small utilities ------------------------------------------------ */
@@ -485,6 +490,17 @@ static int connspec_build(struct connspec *cs, const struct cmig_conn_opts *o, s
         parse_problem(why, sizeof why, perr);
         explicit_bzero(perr, strlen(perr));
         PQfreemem(perr);
+        if (!why[0]) {
+            /* Not a problem of the string that this file knows: libpq also
+             * fails a parse when it runs out of memory (and says so in a
+             * message that may be translated). A string is refused every
+             * time it is parsed, so a second parse tells which. */
+            PQconninfoOption *again = PQconninfoParse(o->url ? o->url : "", NULL);
+            if (again) {
+                PQconninfoFree(again);
+                return cmig_err_nomem(err);
+            }
+        }
         return cmig_err_set(err, CMIG_E_USAGE, "invalid PostgreSQL connection string%s", why);
     }
     size_t n = 0;
@@ -679,6 +695,7 @@ static int pg_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
     c->log = o->log;
     c->log_ctx = o->log_ctx;
     c->interrupted = o->interrupted;
+    c->statement_timeout_ms = o->statement_timeout_ms;
 
     int64_t start = cmig_drv_now_ms();
     int64_t give_up = start + (o->wait_ms > 0 ? o->wait_ms : 0);
@@ -830,30 +847,136 @@ static int take_record(struct cmig_history *h, const PGresult *res, const char *
     return 0;
 }
 
-/* Reads the results of n pipeline segments, each one query and a sync:
- * res[i] gets segment i's query result (NULL when none came). */
-static int pipeline_collect(PGconn *pg, PGresult **res, int n)
+/* Fails the pipelined read with the first line of the text libpq added to
+ * its error message after mark (the earlier text belongs to results
+ * already taken: the first new line is the first failure nobody was told
+ * of), and why when given. */
+static int pipeline_fail(struct cmig_conn *c, size_t mark, const char *what, const char *why,
+                         struct cmig_err *err)
 {
-    int seg = 0, nulls = 0;
-    while (seg < n) {
-        PGresult *r = PQgetResult(pg);
-        if (!r) {
-            /* NULL ends one query's results; two in a row mean nothing
-             * more is coming (a broken connection). */
-            if (++nulls > 1 || PQstatus(pg) == CONNECTION_BAD)
-                return -1;
-            continue;
+    char d[CMIG_ERR_MSG_MAX];
+    const char *m = PQerrorMessage(c->pg);
+    size_t len = m ? strlen(m) : 0;
+    d[0] = '\0';
+    if (len > mark) {
+        const char *nl = strchr(m + mark, '\n');
+        size_t n = nl ? (size_t)(nl - (m + mark)) : len - mark;
+        char line[CMIG_ERR_MSG_MAX];
+        snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), m + mark);
+        fold_ws(d, sizeof d, line);
+    }
+    if (!d[0])
+        snprintf(d, sizeof d, "libpq failed");
+    if (PQstatus(c->pg) == CONNECTION_BAD)
+        return cmig_err_set(err, CMIG_E_CONNECT, "%s: the connection to PostgreSQL was lost: %s",
+                            what, d);
+    if (why)
+        return cmig_err_set(err, CMIG_E_DB, "%s: %s (%s)", what, d, why);
+    return cmig_err_set(err, CMIG_E_DB, "%s: %s", what, d);
+}
+
+/* Waits until libpq can hand over its next result without blocking. Its
+ * own wait, inside PQgetResult, has no bound and outlasts signals; and in
+ * pipeline mode it can be a wait for nothing: when libpq cannot allocate
+ * the result that stands for a sync point (out of memory), it records the
+ * error but stays busy, and if the server has already sent its last answer
+ * nothing more will ever arrive to end that state. So this wait ends
+ * - with the error, as soon as libpq says busy while holding error text
+ *   (beyond mark, the length of its message when the last result was
+ *   taken) that no result has carried: a server error is delivered as
+ *   soon as it is read, so such text means a failure of libpq's own;
+ * - at the deadline (0: none), or when the core has reported a signal and
+ *   no answer is there;
+ * - when the connection breaks. */
+static int pipeline_await(struct cmig_conn *c, size_t mark, int64_t deadline, const char *what,
+                          struct cmig_err *err)
+{
+    for (;;) {
+        /* What did arrive before a read failed is still handed over: the
+         * server's last words, say, before it closed the connection. */
+        int read_ok = PQconsumeInput(c->pg);
+        if (!PQisBusy(c->pg))
+            return 0;
+        if (!read_ok)
+            return pipeline_fail(c, mark, what, NULL, err);
+        const char *m = PQerrorMessage(c->pg);
+        size_t len = m ? strlen(m) : 0;
+        if (len < mark)
+            mark = len; /* libpq cleared it, starting the next query */
+        if (len > mark)
+            return pipeline_fail(c, mark, what, NULL, err);
+        int64_t slice = POLL_SLICE_MS;
+        if (deadline > 0) {
+            int64_t left = deadline - cmig_drv_now_ms();
+            if (left <= 0)
+                return cmig_err_set(err, CMIG_E_CONNECT,
+                                    "%s: no answer from PostgreSQL in %" PRId64
+                                    " ms (the statement timeout and %d s more)",
+                                    what, c->statement_timeout_ms + ANSWER_GRACE_MS,
+                                    ANSWER_GRACE_MS / 1000);
+            if (left < slice)
+                slice = left;
         }
-        nulls = 0;
-        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-            PQclear(r);
-            seg++;
-            continue;
+        struct pollfd pfd = {PQsocket(c->pg), POLLIN, 0};
+        if (pfd.fd < 0)
+            return pipeline_fail(c, mark, what, "the connection has no socket", err);
+        int r = poll(&pfd, 1, (int)slice);
+        if (r < 0 && errno != EINTR)
+            return cmig_err_errno(err, CMIG_E_CONNECT, errno, "%s: waiting for PostgreSQL", what);
+        /* A signal ends the wait, not an answer that is there: a read
+         * after a cancelled statement (to see what it left) still works. */
+        if (r <= 0 && interrupted(c))
+            return cmig_err_set(err, CMIG_E_INTERRUPTED, "%s: interrupted", what);
+    }
+}
+
+/* Reads the results of n pipeline segments, each one query and a sync:
+ * res[i] gets segment i's query result. Each segment must give exactly its
+ * result, the NULL that ends it, and the sync's PGRES_PIPELINE_SYNC;
+ * anything else means libpq lost track of the pipeline (out of memory: an
+ * error result where a sync belongs, a sync taken for the next one) and is
+ * an error, never a reason to wait for more. On an error the connection
+ * is left in pipeline mode with results outstanding: it is good only for
+ * closing. */
+static int pipeline_collect(struct cmig_conn *c, PGresult **res, int n, const char *what,
+                            struct cmig_err *err)
+{
+    static const char *const expected[3] = {"a query result", "the end of a query's results",
+                                            "a sync point"};
+    size_t mark = strlen(PQerrorMessage(c->pg));
+    for (int seg = 0; seg < n; seg++) {
+        for (int step = 0; step < 3; step++) {
+            int64_t deadline = 0;
+            if (c->statement_timeout_ms > 0)
+                deadline = cmig_drv_now_ms() + c->statement_timeout_ms + ANSWER_GRACE_MS;
+            int rc = pipeline_await(c, mark, deadline, what, err);
+            if (rc)
+                return rc;
+            PGresult *r = PQgetResult(c->pg);
+            ExecStatusType st = r ? PQresultStatus(r) : PGRES_COMMAND_OK;
+            int fits;
+            if (step == 0)
+                fits = r && st != PGRES_PIPELINE_SYNC && st != PGRES_PIPELINE_ABORTED;
+            else if (step == 1)
+                fits = !r;
+            else
+                fits = r && st == PGRES_PIPELINE_SYNC;
+            if (!fits) {
+                /* The text libpq added since the last result says why (an
+                 * error result out of place carries its text there too). */
+                char why[128];
+                snprintf(why, sizeof why, "libpq's results out of step: %s expected",
+                         expected[step]);
+                rc = pipeline_fail(c, mark, what, why, err);
+                PQclear(r);
+                return rc;
+            }
+            mark = strlen(PQerrorMessage(c->pg));
+            if (step == 0)
+                res[seg] = r;
+            else
+                PQclear(r);
         }
-        if (!res[seg])
-            res[seg] = r;
-        else
-            PQclear(r);
     }
     return 0;
 }
@@ -895,12 +1018,12 @@ static int pg_read_history(struct cmig_conn *c, const char *bundle, struct cmig_
         rc = db_fail(err, CMIG_E_DB, NULL, c->pg, what);
         goto out;
     }
-    if (pipeline_collect(c->pg, res, 3))
-        rc = db_fail(err, CMIG_E_DB, NULL, c->pg, what);
-    if (!PQexitPipelineMode(c->pg) && !rc)
-        rc = db_fail(err, CMIG_E_DB, NULL, c->pg, what);
-    if (rc)
+    if ((rc = pipeline_collect(c, res, 3, what, err)))
         goto out;
+    if (!PQexitPipelineMode(c->pg)) {
+        rc = db_fail(err, CMIG_E_DB, NULL, c->pg, what);
+        goto out;
+    }
 
     if (segment_ok(res[0])) {
         out->schema_present = 1;
@@ -1340,16 +1463,22 @@ static int migration_fail(struct cmig_conn *c, const PGresult *bad, const struct
     } else if (bad && touches_history(bad, s)) {
         where = " (in the history statements run after the migration)";
     }
-    if (PQstatus(c->pg) == CONNECTION_BAD) {
-        /* Nothing is known about the step's outcome but that it committed
-         * whole or not at all (transactional) or left its row dirty; the
-         * operator reads which of the two from the message. */
-        return cmig_err_set(
-            err, CMIG_E_CONNECT, "the connection to PostgreSQL was lost during the step (%s): %s",
-            s->tx == CMIG_TX_NONE ? "the migration is left dirty"
-                                  : "its transaction committed whole or not at all; the next "
-                                    "run sees which",
-            d);
+    /* Nothing is known about the step's outcome but that it committed
+     * whole or not at all (transactional) or left its row dirty; the
+     * operator reads which of the two from the message. */
+    const char *outcome = s->tx == CMIG_TX_NONE ? "the migration is left dirty"
+                                                : "its transaction committed whole or not at "
+                                                  "all; the next run sees which";
+    if (PQstatus(c->pg) == CONNECTION_BAD)
+        return cmig_err_set(err, CMIG_E_CONNECT,
+                            "the connection to PostgreSQL was lost during the step (%s): %s",
+                            outcome, d);
+    if (!bad || !PQresultErrorField(bad, PG_DIAG_SQLSTATE)) {
+        /* Every error of the server's has a SQLSTATE: this one is libpq's
+         * own (out of memory building the request, or reading an answer
+         * whose request the server may have run to its COMMIT). It is not
+         * a failed migration, and no rollback can be promised. */
+        return cmig_err_set(err, CMIG_E_DB, "%s, during the step (%s)", d, outcome);
     }
     cmig_err_set(err, CMIG_E_MIGRATION, "%s%s", d, where);
     cmig_err_native(err, sqlstate(bad));

@@ -10,7 +10,8 @@
 #   the server is restarted while a runner waits for the lock that another
 #   runner holds in a long migration;
 #   the server is down and comes back (or does not) while a runner waits
-#   for it with --wait.
+#   for it with --wait;
+#   the runners' backends stop answering while the history is read.
 # Each time the runner must end with the documented exit code (4 when the
 # connection is lost: docs/EXIT-CODES.md) and one error line saying so,
 # nothing may be half-applied (a transactional migration: neither its
@@ -346,8 +347,79 @@ fault_wait_restart() {
     is "$desc: everything applied" "$(states)" "1:applied 2:applied 3:applied"
 }
 
+# reap_after SECONDS PID...: kills (-9) those of the processes still there
+# after SECONDS.
+reap_after() {
+    local s=$1
+    shift
+    sleep "$s"
+    kill -9 "$@" 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------
+# The server stops answering while the history is read: the runners'
+# backends wait for a lock on cmig_history (another session holds it) and
+# are then stopped (SIGSTOP), so that not even the server's statement
+# timeout can end their statements. One runner is sent SIGTERM and must
+# stop at once (exit 7); the other, with --statement-timeout 2s, must give
+# up 10 s after that timeout (exit 4), not wait forever.
+fault_history_frozen() {
+    local desc="backend frozen while the history is read" term wait_bg pids t0 ms p
+    BUN=$BUN_TX
+    db_new history_frozen
+    x 0 "$desc: apply migration 1" up --to 1
+    PGAPPNAME=locker pg_psql "$DB_NAME" -c 'BEGIN' \
+        -c 'LOCK TABLE cmig_history IN ACCESS EXCLUSIVE MODE' -c 'SELECT pg_sleep(600)' \
+        >/dev/null 2>&1 &
+    local locker=$!
+    BG_PIDS+=("$locker")
+    pg_wait_query "$DB_NAME" '%pg_sleep(600)%' 15 || not_ok "$desc: the lock is held"
+    # --to: straight to the history read (the no-op check would wait first).
+    start_bg "$T/frozen-term.out" up --to 3
+    term=$BG
+    start_bg "$T/frozen-wait.out" up --to 3 --statement-timeout 2s
+    wait_bg=$BG
+    for _ in $(seq 1 300); do
+        pids=$(db_sql "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity
+            WHERE application_name = 'cmig-run' AND wait_event_type = 'Lock'")
+        [ "$(wc -w <<<"$pids")" -eq 2 ] && break
+        sleep 0.05
+    done
+    is "$desc: both runners wait in the history read" "$(wc -w <<<"$pids")" 2
+    for p in $pids; do kill -STOP "$p"; done
+    sleep 0.5
+    t0=$(now_ms)
+    kill -TERM "$term"
+    # A runner that does not stop would hang the suite: killed after 20 s.
+    reap_after 20 "$term" "$wait_bg" &
+    local reaper=$!
+    finish "$term" "$T/frozen-term.out"
+    ms=$(elapsed_ms "$t0")
+    is "$desc, SIGTERM: exit 7" "$RC" 7
+    expect_contains "$desc, SIGTERM: the error says what it was doing" "$OUT" \
+        "cannot read the migration history: interrupted"
+    [ "$ms" -lt 2000 ] && ok "$desc, SIGTERM: it stopped at once ($ms ms)" ||
+        not_ok "$desc, SIGTERM: it stopped at once" "$ms ms"
+    finish "$wait_bg" "$T/frozen-wait.out"
+    ms=$(elapsed_ms "$t0")
+    is "$desc, statement timeout: exit 4" "$RC" 4
+    expect_contains "$desc, statement timeout: the error says how long it waited" "$OUT" \
+        "cannot read the migration history: no answer from PostgreSQL in 12000 ms"
+    [ "$ms" -lt 20000 ] && ok "$desc, statement timeout: it gave up in time ($ms ms)" ||
+        not_ok "$desc, statement timeout: it gave up in time" "$ms ms"
+    kill "$reaper" 2>/dev/null
+    { wait "$reaper"; } 2>/dev/null
+    for p in $pids; do kill -CONT "$p"; done
+    db_sql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+        WHERE application_name = 'locker'" >/dev/null
+    { wait "$locker"; } 2>/dev/null
+    pg_wait_gone "$DB_NAME" 15 || not_ok "$desc: the runners' sessions end"
+    x 0 "$desc: a later run completes" up
+    is "$desc: everything applied" "$(states)" "1:applied 2:applied 3:applied"
+}
+
 for s in "fault_tx crash" "fault_notx crash" "fault_tx terminate" "fault_notx terminate" \
-    fault_lock_terminate fault_lock_restart fault_wait_restart; do
+    fault_lock_terminate fault_lock_restart fault_wait_restart fault_history_frozen; do
     t0=$(now_ms)
     $s
     echo "# $s: $(elapsed_ms "$t0") ms"
