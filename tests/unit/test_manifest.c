@@ -57,7 +57,7 @@ static struct cmig_manifest *sample(void)
               "line 3: CREATE INDEX CONCURRENTLY", "20240101120000_index.sql", 4000000000u);
     c->version = INT64_MAX;
     c->name = fixture_strdup("a\xc3\xb1"
-                    "adir caf\xc3\xa9");
+                             "adir caf\xc3\xa9");
     fill_file(&c->up, "migrations/9223372036854775807_last.up.sql", 7, 0x40, CMIG_TX_NONE,
               "annotation -- cmig:no-transaction (line 1)", "x.sql", 1);
     fill_file(&c->down, "migrations/9223372036854775807_last.down.sql", 268435456, 0x50,
