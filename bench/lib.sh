@@ -67,7 +67,7 @@ bench_tools() {
             cc $f -o "$BT/gen-runner" "$TOP/bench/runner/gen-runner.c" \
                 $(pkg-config --cflags --libs libsodium) &&
             cc $f -o "$BT/pq_floor" "$TOP/bench/runner/pq_floor.c" \
-                $(pkg-config --cflags --libs libpq) &&
+                $(pkg-config --cflags --libs libpq libsodium) &&
             cc $f -o "$BT/sqlite_floor" "$TOP/bench/runner/sqlite_floor.c" \
                 $(pkg-config --cflags --libs sqlite3)
     } || die "cannot compile the benchmark tools (bench/*.c, bench/runner/*.c)"

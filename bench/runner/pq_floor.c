@@ -6,7 +6,13 @@
  * verification, no lock, no planning: the runner's no-op is judged
  * against this.
  *
- *   pq_floor URL BUNDLE_NAME [record]
+ *   pq_floor [--hash FILE] URL BUNDLE_NAME [record]
+ *
+ * With --hash it first reads FILE once and hashes it with BLAKE2b-512
+ * (libsodium's crypto_generichash, the prehash a minisign signature
+ * covers): the least any start that verifies a signature over the whole
+ * bundle must do before it may trust the bundle, so the no-op against a
+ * large bundle is judged against this.
  *
  * With "record" the one SELECT reads the bundle's row in cmig_bundles
  * instead: the least any start can ask the server, whatever the history's
@@ -16,10 +22,13 @@
  * Exits 0 and prints nothing on success (1 with libpq's message if not),
  * so that its wall time is the floor's and nothing else's.
  */
+#include <fcntl.h>
 #include <libpq-fe.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char Q_HISTORY[] =
     "SELECT version, name, sha256, dirty, floor(extract(epoch FROM applied_at))::bigint, "
@@ -28,13 +37,43 @@ static const char Q_HISTORY[] =
 static const char Q_RECORD[] =
     "SELECT version, manifest_sha256 FROM cmig_bundles WHERE bundle = $1";
 
+/* Reads path once, in large blocks, into a BLAKE2b-512 hash. */
+static int hash_file(const char *path)
+{
+    static unsigned char buf[256 * 1024];
+    unsigned char out[crypto_generichash_BYTES_MAX];
+    crypto_generichash_state st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        perror(path);
+        return -1;
+    }
+    crypto_generichash_init(&st, NULL, 0, sizeof out);
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        crypto_generichash_update(&st, buf, (size_t)n);
+    if (n < 0)
+        perror(path);
+    close(fd);
+    crypto_generichash_final(&st, out, sizeof out);
+    return n < 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    const char *hash = NULL;
+    if (argc > 2 && strcmp(argv[1], "--hash") == 0) {
+        hash = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     int record = argc == 4 && strcmp(argv[3], "record") == 0;
     if (argc != 3 && !record) {
-        fprintf(stderr, "usage: pq_floor URL BUNDLE_NAME [record]\n");
+        fprintf(stderr, "usage: pq_floor [--hash FILE] URL BUNDLE_NAME [record]\n");
         return 2;
     }
+    if (hash && (sodium_init() < 0 || hash_file(hash)))
+        return 1;
     int rc = 1;
     PGconn *c = PQconnectdb(argv[1]);
     PGresult *res = NULL;
