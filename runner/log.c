@@ -218,6 +218,22 @@ static int span_cmp(const void *a, const void *b)
     return (x->start > y->start) - (x->start < y->start);
 }
 
+/* The first of the characters in set at or after s, or the end of s.
+ * With escapes, a backslash hides the character after it, as libmongoc's
+ * URI parser reads it: "p\/w" holds no '/' to it, "a\&b" no '&'. */
+static const char *scan_to(const char *s, const char *set, int escapes)
+{
+    for (; *s; s++) {
+        if (escapes && *s == '\\' && s[1]) {
+            s++;
+            continue;
+        }
+        if (strchr(set, *s))
+            return s;
+    }
+    return s;
+}
+
 /* The secrets of a URL ("scheme://..."): the password of the userinfo, and
  * the value of every secret parameter of the query. Each is found in the
  * URL as given, not in one already partly masked: the '@' that ends the
@@ -232,16 +248,26 @@ static int span_cmp(const void *a, const void *b)
  * parameter, and what follows it is the user name or the password, which
  * the userinfo's span covers. Taken for a parameter, its value would run
  * past that '@' and mask the end of the userinfo with it, and the URL
- * would read otherwise: some later text would become the password. */
+ * would read otherwise: some later text would become the password.
+ *
+ * libmongoc (mongodb:// and mongodb+srv://) lets a backslash escape the
+ * next character wherever it looks for '/', '@', '&' or '=', so for those
+ * schemes the scan skips what a backslash escapes: a userinfo holding
+ * "\/" runs on to the '@' after it, and a value holding "\&" runs on
+ * to the next '&' that is not escaped. libpq gives a backslash no such
+ * meaning in a URL, and reading one there as an escape could move its
+ * query start past a secret. */
 static size_t url_secrets(const char *url, struct span *sp)
 {
     size_t n = 0;
+    int escapes = strncmp(url, "mongodb://", 10) == 0 || strncmp(url, "mongodb+srv://", 14) == 0;
     const char *auth = strstr(url, "://") + 3;
-    const char *slash = strchr(auth, '/');
+    const char *slash = scan_to(auth, "/", escapes);
     const char *at = NULL, *first_at = NULL;
-    /* The last '@' before the path ends the userinfo: libpq takes the
-     * first, so this masks at least what it reads as the password. */
-    for (const char *q = auth; *q && (!slash || q < slash); q++)
+    /* The last '@' before the path ends the userinfo: libpq and libmongoc
+     * take the first (libmongoc the first not escaped), so this masks at
+     * least what they read as the password. */
+    for (const char *q = auth; q < slash; q++)
         if (*q == '@') {
             at = q;
             if (!first_at)
@@ -256,14 +282,18 @@ static size_t url_secrets(const char *url, struct span *sp)
      * reads a '?' inside what this takes for the userinfo as the query),
      * and its value runs to the next '&'. */
     for (const char *p = first_at ? first_at : auth; *p; p++) {
+        if (escapes && *p == '\\' && p[1]) {
+            p++;
+            continue;
+        }
         if (*p != '?' && *p != '&')
             continue;
         const char *key = p + 1;
-        const char *eq = key + strcspn(key, "=&?");
+        const char *eq = scan_to(key, "=&?", escapes);
         if (*eq != '=' || !is_secret_key(key, (size_t)(eq - key)))
             continue;
         const char *v = eq + 1;
-        sp[n++] = (struct span){(size_t)(v - url), (size_t)(v + strcspn(v, "&") - url)};
+        sp[n++] = (struct span){(size_t)(v - url), (size_t)(scan_to(v, "&", escapes) - url)};
     }
     return n;
 }

@@ -97,6 +97,28 @@ TEST(mongodb_options)
               "mongodb://db/app?ssl=true&sslClientCertificateKeyPassword=***");
 }
 
+/* libmongoc lets a backslash escape the next character when it looks for
+ * the '/' that ends the hosts, the '@' that ends the userinfo and the '&'
+ * that ends a value. Read without that, "p\\/w" ended the authority and the
+ * password was printed whole, and "a\\&b" left "b" of a value in sight
+ * (found by fuzz_redact). libpq gives a backslash no meaning in a URL. */
+TEST(mongodb_backslash_escapes)
+{
+    CHECK_STR(redacted("mongodb://app:p\\/w@db/app"), "mongodb://app:***@db/app");
+    CHECK_STR(redacted("mongodb://us\\/er:s3cret@db/app"), "mongodb://us\\/er:***@db/app");
+    CHECK_STR(redacted("mongodb://db/app?tlsCertificateKeyFilePassword=a\\&b=1&appName=x"),
+              "mongodb://db/app?tlsCertificateKeyFilePassword=***&appName=x");
+    CHECK_STR(redacted("mongodb://db/app?authMechanismProperties=AWS_SESSION_TOKEN:t\\&k&w=1"),
+              "mongodb://db/app?authMechanismProperties=***&w=1");
+    /* An escaped backslash escapes nothing after it. */
+    CHECK_STR(redacted("mongodb://db/app?tlsCertificateKeyFilePassword=a\\\\&w=1"),
+              "mongodb://db/app?tlsCertificateKeyFilePassword=***&w=1");
+    /* For libpq the '/' ends the authority: its query, with the secret,
+     * starts after it, and that stays where libpq finds it. */
+    CHECK_STR(redacted("postgres://db\\/app?sslpassword=kp@x/y"),
+              "postgres://db\\/app?sslpassword=***");
+}
+
 TEST(keyword_form)
 {
     CHECK_STR(redacted("host=db password='a b' sslpassword=x user=app"),
@@ -135,6 +157,7 @@ int main(void)
     RUN(query_secret_after_a_pathless_authority);
     RUN(no_parameter_inside_the_userinfo);
     RUN(mongodb_options);
+    RUN(mongodb_backslash_escapes);
     RUN(keyword_form);
     RUN(short_buffer);
     RUN(many_secrets);
