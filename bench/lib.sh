@@ -19,6 +19,10 @@ QUICK=${BENCH_QUICK:-0}
 # figures of different runs apart (it refuses to mix them silently).
 BENCH_RUN_ID=${BENCH_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-$$}
 export BENCH_RUN_ID
+# libmongoc makes a counter file in /dev/shm unless this is set before it
+# loads; cmig-run sets it itself, the MongoDB floor cannot (it is linked
+# with libmongoc), so both sides get it from here alike.
+export MONGOC_DISABLE_SHM=1
 
 die() { echo "bench: $*" >&2; exit 2; }
 note() { echo "bench: $*" >&2; }

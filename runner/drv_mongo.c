@@ -796,11 +796,9 @@ static int mg_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
     c->main_thread = pthread_self();
     c->statement_timeout_ms = o->statement_timeout_ms;
     c->server_clock = -1;
-    /* libmongoc's performance counters live in /dev/shm/mongoc-PID, which a
-     * killed runner leaves behind; a later process with that pid then warns
-     * and falls back to malloc. Nothing reads them here. Set before
-     * mongoc_init, while this is the only thread; a value already in the
-     * environment wins. */
+    /* No performance counters in /dev/shm (see plugins.c, which sets this
+     * before loading the driver, since libmongoc initialises itself as it
+     * is loaded); set here too for a build that links the driver in. */
     setenv("MONGOC_DISABLE_SHM", "1", 0);
     mongoc_init();
     mongoc_log_set_handler(mongoc_log_to_core, c);

@@ -44,6 +44,15 @@ static int try_load(const char *dir, const char *name, const struct cmig_driver 
         return -1;
     if (access(path, R_OK) != 0)
         return -1;
+    /* libmongoc initialises itself as it is loaded (a constructor), and
+     * then puts its performance counters in /dev/shm/mongoc-PID, which a
+     * killed runner leaves behind: a later process with that pid (PID 1
+     * again, in an initContainer restarted in the same pod) warns and falls
+     * back to malloc. Nothing reads the counters, so they are switched off
+     * before the load; the driver cannot do it itself, it runs too late.
+     * A value already in the environment wins. */
+    if (strcmp(name, "mongodb") == 0)
+        setenv("MONGOC_DISABLE_SHM", "1", 0);
     void *h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
     if (!h) {
         snprintf(why, why_cap, "cannot load '%s': %s", path, dlerror());

@@ -31,7 +31,9 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     bson_error_t be;
-    setenv("MONGOC_DISABLE_SHM", "1", 0); /* as cmig-run does: no counter file in /dev/shm */
+    /* No MONGOC_DISABLE_SHM here: libmongoc initialised itself before
+     * main. bench/lib.sh exports it, so that the floor, like cmig-run,
+     * makes no counter file in /dev/shm. */
     mongoc_init();
     /* libmongoc logs a warning at exit on servers without endSessions; the
      * floor stays silent, as its callers expect (the attempt is still made). */

@@ -440,7 +440,7 @@ calibrate() {
 # variables are set for the runners that get killed.
 trials() {
     local n=$1 spec=$2 want=$3 i d_ms span_us delay_us rc bad where dirty_count=0
-    local converged=0 n_mig forced=0 t_driver hot=0
+    local converged=0 n_mig forced=0 t_driver hot=0 shm_left
     shift 3
     local -a env_kill=("$@")
     declare -A where_count=()
@@ -496,11 +496,18 @@ trials() {
         rng_next
         delay_us=$(((i * 1000 + RNG % 1000) * span_us / (n * 1000)))
         trial_db "$i"
+        touch "$T/trial.start"
         start_up "$T/trial.log" "${env_kill[@]}"
         sleep "$((delay_us / 1000000)).$(printf '%06d' $((delay_us % 1000000)))"
         kill -9 "$BG" 2>/dev/null
         { wait "$BG"; } 2>/dev/null
         rc=$?
+        # libmongoc's counter file, which a killed process cannot remove:
+        # cmig-run switches the counters off (runner/plugins.c).
+        # (One older than the trial is another process's with this pid.)
+        shm_left=
+        [ -n "$(find "/dev/shm/mongoc-$BG" -newer "$T/trial.start" 2>/dev/null)" ] &&
+            shm_left=/dev/shm/mongoc-$BG
         BG=
         cat "$T/trial.log" >>"$ALL_OUT"
         log_progress "$T/trial.log"
@@ -509,6 +516,7 @@ trials() {
         where_count[$where]=$((${where_count[$where]:-0} + 1))
         bad=
         [ "$rc" = 137 ] || [ "$rc" = 0 ] || bad="$bad the runner exited $rc on its own;"
+        [ -z "$shm_left" ] || bad="$bad the killed runner left $shm_left behind;"
         settle || bad="$bad the killed runner's session did not end;"
         if [ "$DRIVER" = sqlite ]; then
             # A copy with the hot journal, if any: the original is left

@@ -263,8 +263,11 @@ mongo_url() {
     echo "$base/$db$tail"
 }
 
+# MONGOC_DISABLE_SHM: no counter file in /dev/shm. libmongoc reads it as it
+# is loaded, before main, so it must come from the environment. Only here:
+# cmig-run is run without it, to test that it sets it itself.
 mongo_cmd() {
-    "$MONGO_CMD_BIN" "$@"
+    MONGOC_DISABLE_SHM=1 "$MONGO_CMD_BIN" "$@"
 }
 
 mongo_stop() {

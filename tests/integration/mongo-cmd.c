@@ -25,7 +25,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: mongo-cmd URL DB COMMAND_JSON...\n");
         return 2;
     }
-    setenv("MONGOC_DISABLE_SHM", "1", 0); /* as cmig-run does: no counter file in /dev/shm */
+    /* No MONGOC_DISABLE_SHM here: libmongoc initialised itself before
+     * main. mongo_cmd (lib-mongo.sh) sets it in the environment. */
     mongoc_init();
     mongoc_log_set_handler(NULL, NULL);
     mongoc_uri_t *uri = mongoc_uri_new_with_error(argv[1], &be);
