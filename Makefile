@@ -212,7 +212,7 @@ attack:
 # What CI runs (.ci/run, after check-containers), within its 30 minutes:
 # lint; the whole suite (random kills 100/100/50); the suite again under
 # ASan+UBSan (kills 10/10/5); every fuzz target for CI_FUZZ_SECONDS but
-# CI_FUZZ_SKIP; a 1-in-20 sample of the mutation campaign and the
+# CI_FUZZ_SKIP; a 1-in-40 sample of the mutation campaign and the
 # allocation sweep of cmig-run verify; the refusal paths (tamper.sh) and
 # the secrets suite under valgrind. The full campaigns (make attack, make
 # valgrind) take 20 to 30 minutes each.
@@ -228,7 +228,7 @@ check-all:
 	KILL_TRIALS_MONGO=$${KILL_TRIALS_MONGO:-5} \
 	    $(MAKE) check B=build-asan SANITIZE=address,undefined
 	$(MAKE) fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_JOBS=$$(nproc) FUZZ_SKIP="$(CI_FUZZ_SKIP)"
-	MUTATE_STRIDE=20 ALLOC_ONLY="run_verify" $(MAKE) attack
+	MUTATE_STRIDE=40 ALLOC_ONLY="run_verify" $(MAKE) attack
 	$(MAKE) valgrind VALGRIND_DIRS="tests/cli/tamper.sh tests/integration/secrets.sh"
 
 # The Dockerfile's images, examples/app and deploy/kubernetes, for real with
