@@ -217,10 +217,10 @@ attack:
 # the secrets suite under valgrind. The full campaigns (make attack, make
 # valgrind) take 20 to 30 minutes each.
 CI_FUZZ_SECONDS ?= 60
-# Targets left out of CI's timed run (none now): for one with an open
-# finding, until it is fixed; it still runs in make fuzz, its corpus in
-# check.
-CI_FUZZ_SKIP ?=
+# Targets left out of CI's timed run: for one with an open finding, until
+# it is fixed; it still runs in make fuzz, its corpus in check.
+# fuzz_redact: tests/fuzz/open/redact-userinfo-at-swallowed (SECURITY.md).
+CI_FUZZ_SKIP ?= fuzz_redact
 check-all:
 	$(MAKE) lint
 	$(MAKE) check
