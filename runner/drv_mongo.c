@@ -796,10 +796,8 @@ static int mg_open(struct cmig_conn **out, const struct cmig_conn_opts *o, struc
     c->main_thread = pthread_self();
     c->statement_timeout_ms = o->statement_timeout_ms;
     c->server_clock = -1;
-    /* No performance counters in /dev/shm (see plugins.c, which sets this
-     * before loading the driver, since libmongoc initialises itself as it
-     * is loaded); set here too for a build that links the driver in. */
-    setenv("MONGOC_DISABLE_SHM", "1", 0);
+    /* MONGOC_DISABLE_SHM is set by plugins.c before this driver loads:
+     * libmongoc initialises itself as it is loaded, so here is too late. */
     mongoc_init();
     mongoc_log_set_handler(mongoc_log_to_core, c);
     if ((rc = parse_url(c, o, err)))
