@@ -281,13 +281,8 @@ static size_t url_secrets(const char *url, struct span *sp)
     /* A parameter starts after any '?' or '&' past the first '@' (libpq
      * reads a '?' inside what this takes for the userinfo as the query),
      * and its value runs to the next '&'. */
-    for (const char *p = first_at ? first_at : auth; *p; p++) {
-        if (escapes && *p == '\\' && p[1]) {
-            p++;
-            continue;
-        }
-        if (*p != '?' && *p != '&')
-            continue;
+    const char *from = first_at ? first_at : auth;
+    for (const char *p = scan_to(from, "?&", escapes); *p; p = scan_to(p + 1, "?&", escapes)) {
         const char *key = p + 1;
         const char *eq = scan_to(key, "=&?", escapes);
         if (*eq != '=' || !is_secret_key(key, (size_t)(eq - key)))
