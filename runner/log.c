@@ -263,20 +263,35 @@ static size_t url_secrets(const char *url, struct span *sp)
     int escapes = strncmp(url, "mongodb://", 10) == 0 || strncmp(url, "mongodb+srv://", 14) == 0;
     const char *auth = strstr(url, "://") + 3;
     const char *slash = scan_to(auth, "/", escapes);
-    const char *at = NULL, *first_at = NULL;
-    /* The last '@' before the path ends the userinfo: libpq and libmongoc
-     * take the first (libmongoc the first not escaped), so this masks at
-     * least what they read as the password. */
-    for (const char *q = auth; q < slash; q++)
-        if (*q == '@') {
-            at = q;
-            if (!first_at)
-                first_at = q;
+    /* libpq and libmongoc end the userinfo at its first '@' (libmongoc at
+     * the first one not escaped), and read the password from the first
+     * ':' before it. */
+    const char *first_at = scan_to(auth, "@", escapes);
+    if (first_at >= slash)
+        first_at = NULL;
+    /* Another parser could take the last '@' before the path, as Go's
+     * net/url does, and a password typed with a bare '@' in it is cut
+     * there: everything from the password up to that last '@' is masked
+     * too. The first '@' itself stays, so that the masked URL still reads
+     * as the same user and "***" as its password; masked with the text
+     * around it, the user name read back could run on into the query. */
+    const char *last_at = first_at;
+    for (const char *q = first_at ? first_at + 1 : slash; q < slash; q++)
+        if (*q == '@')
+            last_at = q;
+    if (first_at) {
+        const char *colon = scan_to(auth, ":", escapes);
+        if (colon < first_at) {
+            sp[n++] = (struct span){(size_t)(colon + 1 - url), (size_t)(first_at - url)};
+            if (last_at > first_at + 1)
+                sp[n++] = (struct span){(size_t)(first_at + 1 - url), (size_t)(last_at - url)};
+        } else {
+            /* No password for either parser, but a ':' between the
+             * '@'s makes one for a last-'@' reader. */
+            colon = memchr(first_at, ':', (size_t)(last_at - first_at));
+            if (colon)
+                sp[n++] = (struct span){(size_t)(colon + 1 - url), (size_t)(last_at - url)};
         }
-    if (at) {
-        const char *colon = memchr(auth, ':', (size_t)(at - auth));
-        if (colon)
-            sp[n++] = (struct span){(size_t)(colon + 1 - url), (size_t)(at - url)};
     }
     /* A parameter starts after any '?' or '&' past the first '@' (libpq
      * reads a '?' inside what this takes for the userinfo as the query),

@@ -56,10 +56,27 @@ TEST(query_secret_after_a_pathless_authority)
     CHECK_STR(r, "postgres://app@db:***");
     r = redacted("postgres://app:pw@db:5432?sslpassword=a@b@c&sslmode=require");
     CHECK(strstr(r, "pw") == NULL && strstr(r, "b@c") == NULL && strstr(r, "@c") == NULL);
-    CHECK_STR(r, "postgres://app:***&sslmode=require");
+    CHECK_STR(r, "postgres://app:***@***&sslmode=require");
     /* A '?' inside the password: the whole of it goes, and the rest of
      * the URL stays as it was. */
     CHECK_STR(redacted("postgres://app:a?password=b@db/app"), "postgres://app:***@db/app");
+}
+
+/* The first '@' ends the userinfo for libpq and libmongoc; a password
+ * typed with a bare '@' is masked up to the last one, but that first '@'
+ * stays. Masked with the rest, the user name read back ran on into a query
+ * of its own: "postgres://db?sslpassword=u:***" gave libpq the sslpassword
+ * "u:***" (tests/fuzz/corpus/redact/redact-userinfo-at-swallowed). */
+TEST(first_at_of_the_userinfo_stays)
+{
+    CHECK_STR(redacted("postgres://db?sslpassword=u:pw@x?sslpassword=@y"),
+              "postgres://db?sslpassword=u:***@***");
+    CHECK_STR(redacted("postgres://app:p@ss@db/app"), "postgres://app:***@***@db/app");
+    CHECK_STR(redacted("mongodb://app:p@ss@db/app"), "mongodb://app:***@***@db/app");
+    /* An escaped '@' ends nothing for libmongoc. */
+    CHECK_STR(redacted("mongodb://app:p\\@ss@db/app"), "mongodb://app:***@db/app");
+    /* Two '@' in a row: nothing between them to hide. */
+    CHECK_STR(redacted("postgres://app:pw@@db/app"), "postgres://app:***@@db/app");
 }
 
 /* Before the first '@' is the userinfo for every parser: a '?' or '&' there
@@ -155,6 +172,7 @@ int main(void)
     RUN(userinfo_password);
     RUN(query_secrets);
     RUN(query_secret_after_a_pathless_authority);
+    RUN(first_at_of_the_userinfo_stays);
     RUN(no_parameter_inside_the_userinfo);
     RUN(mongodb_options);
     RUN(mongodb_backslash_escapes);
