@@ -221,12 +221,16 @@ CI_FUZZ_SECONDS ?= 60
 # finding, until it is fixed; it would still run in make fuzz, its corpus
 # in check.
 CI_FUZZ_SKIP ?=
+# Each build goes first, on every core (the tests then find it up to date).
 check-all:
 	$(MAKE) lint
+	$(MAKE) -j$$(nproc) test-bins
 	$(MAKE) check
+	$(MAKE) -j$$(nproc) B=build-asan SANITIZE=address,undefined attack-bins
 	KILL_TRIALS_PG=$${KILL_TRIALS_PG:-10} KILL_TRIALS_SQLITE=$${KILL_TRIALS_SQLITE:-10} \
 	KILL_TRIALS_MONGO=$${KILL_TRIALS_MONGO:-5} \
 	    $(MAKE) check B=build-asan SANITIZE=address,undefined
+	$(MAKE) -j$$(nproc) fuzz-bins
 	$(MAKE) fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_JOBS=$$(nproc) FUZZ_SKIP="$(CI_FUZZ_SKIP)"
 	MUTATE_STRIDE=40 ALLOC_ONLY="run_verify" $(MAKE) attack
 	$(MAKE) valgrind VALGRIND_DIRS="tests/cli/tamper.sh tests/integration/secrets.sh"
